@@ -1,0 +1,1 @@
+"""Timing harness and benchmarks. Run one with ``python -m benchmarks.<name>``."""

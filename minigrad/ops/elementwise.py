@@ -1,0 +1,557 @@
+"""Elementwise ops: arithmetic, exp/log, activations, comparisons, casts.
+
+Each op is a Function with ``forward`` (NumPy arrays) directly above ``backward``, its public
+function right below, and its test spec after that. Binary ops broadcast like NumPy; their
+backward calls ``unbroadcast`` to sum the gradient back to each input's shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from minigrad import dtypes
+from minigrad.autograd import Function, unbroadcast
+from minigrad.ops.common import as_tensor, broadcast_shape, operands
+from minigrad.ops.spec import OpSpec, binary, register, unary
+from minigrad.tensor import Tensor
+
+
+def _binary(fn: type[Function], name: str, a: Any, b: Any) -> Tensor:
+    """Apply a broadcasting binary Function, turning NumPy's broadcast error into ours."""
+    a, b = operands(a, b)
+    try:
+        return fn.apply(a, b)
+    except ValueError:
+        broadcast_shape(a.shape, b.shape, name)  # raises the clear error
+        raise
+
+
+# -- arithmetic --------------------------------------------------------------------------
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a_shape, b_shape = ctx.input_shapes
+        return unbroadcast(ctx.xp, grad, a_shape), unbroadcast(ctx.xp, grad, b_shape)
+
+
+def add(a: Any, b: Any) -> Tensor:
+    """a + b with broadcasting."""
+    return _binary(Add, "add", a, b)
+
+
+register(OpSpec("add", add, np.add, binary()))
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a - b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a_shape, b_shape = ctx.input_shapes
+        return unbroadcast(ctx.xp, grad, a_shape), unbroadcast(ctx.xp, -grad, b_shape)
+
+
+def sub(a: Any, b: Any) -> Tensor:
+    """a - b with broadcasting."""
+    return _binary(Sub, "sub", a, b)
+
+
+register(OpSpec("sub", sub, np.subtract, binary()))
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        # d(ab)/da = b and d(ab)/db = a: keep each only if the other side needs a gradient,
+        # so that `y = x * 2; x += 1` stays legal, as in PyTorch.
+        need_a, need_b = ctx.needs_input_grad
+        ctx.save_for_backward(a if need_b else None, b if need_a else None)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        a_shape, b_shape = ctx.input_shapes
+        ga = unbroadcast(ctx.xp, grad * b, a_shape) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(ctx.xp, grad * a, b_shape) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    """a * b with broadcasting."""
+    return _binary(Mul, "mul", a, b)
+
+
+register(OpSpec("mul", mul, np.multiply, binary()))
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        a_shape, b_shape = ctx.input_shapes
+        ga = unbroadcast(ctx.xp, grad / b, a_shape) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(ctx.xp, -grad * a / (b * b), b_shape) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+def div(a: Any, b: Any) -> Tensor:
+    """a / b with broadcasting (true division; integers give the default float dtype)."""
+    a, b = operands(a, b)
+    if not dtypes.is_floating(a.dtype):
+        a, b = cast(a, dtypes.get_default_dtype()), cast(b, dtypes.get_default_dtype())
+    return _binary(Div, "div", a, b)
+
+
+register(OpSpec("div", div, np.divide, binary(domain_b=(0.5, 2.0))))
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+def neg(x: Tensor) -> Tensor:
+    """-x."""
+    return Neg.apply(x)
+
+
+register(OpSpec("neg", neg, np.negative, unary()))
+
+
+class Pow(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        out = a**b
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, out = ctx.saved_tensors
+        xp = ctx.xp
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            ga = unbroadcast(xp, grad * b * a ** (b - 1), a.shape)
+        if ctx.needs_input_grad[1]:  # d(a^b)/db = a^b log a, defined for a > 0
+            gb = unbroadcast(xp, grad * out * xp.log(a), b.shape)
+        return ga, gb
+
+
+def pow(a: Any, b: Any) -> Tensor:
+    """a ** b with broadcasting. The gradient for b needs a > 0."""
+    return _binary(Pow, "pow", a, b)
+
+
+register(OpSpec("pow", pow, np.power, binary(domain_a=(0.5, 2.0))))
+register(
+    OpSpec(
+        "pow_scalar_exponent",
+        lambda x: pow(x, 3.0),
+        lambda x: np.power(x, 3.0),
+        unary(),
+    )
+)
+
+
+# -- exp, log and friends ------------------------------------------------------------------
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = np.exp(x)
+        ctx.save_for_backward(y)  # d exp(x)/dx = exp(x): the output is all we need
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * y
+
+
+def exp(x: Tensor) -> Tensor:
+    """e ** x."""
+    return Exp.apply(x)
+
+
+register(OpSpec("exp", exp, np.exp, unary()))
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.log(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / x
+
+
+def log(x: Tensor) -> Tensor:
+    """Natural logarithm (-inf at 0, nan below, as PyTorch)."""
+    return Log.apply(x)
+
+
+register(OpSpec("log", log, np.log, unary(domain=(0.2, 3.0))))
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = np.sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad / (2 * y)
+
+
+def sqrt(x: Tensor) -> Tensor:
+    """Square root."""
+    return Sqrt.apply(x)
+
+
+register(OpSpec("sqrt", sqrt, np.sqrt, unary(domain=(0.2, 3.0))))
+
+
+class Sin(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.sin(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * ctx.xp.cos(x)
+
+
+def sin(x: Tensor) -> Tensor:
+    """Sine."""
+    return Sin.apply(x)
+
+
+register(OpSpec("sin", sin, np.sin, unary()))
+
+
+class Cos(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.cos(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return -grad * ctx.xp.sin(x)
+
+
+def cos(x: Tensor) -> Tensor:
+    """Cosine."""
+    return Cos.apply(x)
+
+
+register(OpSpec("cos", cos, np.cos, unary()))
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(np.sign(x))
+        return np.abs(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (sign,) = ctx.saved_tensors  # 0 at x = 0, as PyTorch
+        return grad * sign
+
+
+def abs(x: Tensor) -> Tensor:
+    """|x| (gradient 0 at 0)."""
+    return Abs.apply(x)
+
+
+register(OpSpec("abs", abs, np.abs, unary(avoid=(0.0,))))
+
+
+def sign(x: Tensor) -> Tensor:
+    """-1, 0 or 1; piecewise constant, so it carries no gradient."""
+    return Tensor._from_array(np.sign(x.data))
+
+
+# -- max, min, clamp -----------------------------------------------------------------------
+
+
+class Maximum(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        # Where a == b each side gets half the gradient, as PyTorch does.
+        ctx.save_for_backward(((a > b) + 0.5 * (a == b)).astype(a.dtype))
+        return np.maximum(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (share_a,) = ctx.saved_tensors
+        a_shape, b_shape = ctx.input_shapes
+        return unbroadcast(ctx.xp, grad * share_a, a_shape), unbroadcast(
+            ctx.xp, grad * (1 - share_a), b_shape
+        )
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise max with broadcasting."""
+    return _binary(Maximum, "maximum", a, b)
+
+
+register(OpSpec("maximum", maximum, np.maximum, binary()))
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise min with broadcasting: -max(-a, -b), so it shares maximum's gradient."""
+    a, b = operands(a, b)
+    return neg(maximum(neg(a), neg(b)))
+
+
+register(OpSpec("minimum", minimum, np.minimum, binary()))
+
+
+class Clamp(Function):
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        y = x
+        if lo is not None:
+            y = np.maximum(y, lo)
+        if hi is not None:
+            y = np.minimum(y, hi)
+        ctx.save_for_backward(y == x)  # gradient passes where x was inside [lo, hi]
+        return y if y is not x else x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (inside,) = ctx.saved_tensors
+        return ctx.xp.where(inside, grad, 0)
+
+
+def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:
+    """x limited to [min, max] (either may be None; tensors broadcast)."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        y = x if min is None else maximum(x, min)
+        return y if max is None else minimum(y, max)
+    return Clamp.apply(x, lo=min, hi=max)
+
+
+register(
+    OpSpec(
+        "clamp",
+        clamp,
+        np.clip,
+        unary(avoid=(-0.5, 0.8), kwargs=({"min": -0.5, "max": 0.8}, {"min": -0.5}, {"max": 0.8})),
+    )
+)
+
+
+# -- activations -------------------------------------------------------------------------
+
+
+class Relu(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x > 0)
+        return np.maximum(x, 0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (positive,) = ctx.saved_tensors
+        return ctx.xp.where(positive, grad, 0)
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0) (gradient 0 at 0)."""
+    return Relu.apply(x)
+
+
+register(OpSpec("relu", relu, lambda x: np.maximum(x, 0), unary(avoid=(0.0,))))
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = 0.5 * (1 + np.tanh(0.5 * x))  # = 1 / (1 + e^-x), without overflow for large |x|
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * y * (1 - y)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + exp(-x))."""
+    return Sigmoid.apply(x)
+
+
+register(OpSpec("sigmoid", sigmoid, lambda x: 1 / (1 + np.exp(-x)), unary(domain=(-4, 4))))
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = np.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * (1 - y * y)
+
+
+def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent."""
+    return Tanh.apply(x)
+
+
+register(OpSpec("tanh", tanh, np.tanh, unary()))
+
+
+# -- dtype casts and copies ----------------------------------------------------------------
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx, x, dtype):
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.xp.cast(grad, ctx.input_dtypes[0])
+
+
+def cast(x: Tensor, dtype: Any) -> Tensor:
+    """x converted to ``dtype``; differentiable between float dtypes."""
+    dt = dtypes.resolve(dtype)
+    if x.dtype == dt:
+        return x
+    return Cast.apply(x, dtype=dt)
+
+
+register(
+    OpSpec(
+        "cast",
+        lambda x: cast(cast(x, np.float32), x.dtype),  # a round trip back to x's dtype
+        lambda x: x.astype(np.float32).astype(x.dtype),
+        unary(),
+        eps=1e-2,  # float32 rounds at ~1e-7: a larger step keeps it out of the difference
+    )
+)
+
+
+class Clone(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def clone(x: Tensor) -> Tensor:
+    """A copy with its own memory, still connected to the graph."""
+    return Clone.apply(x)
+
+
+register(OpSpec("clone", clone, np.copy, unary()))
+
+
+# -- comparisons and logic (no gradient) ---------------------------------------------------
+
+
+def _compare(ufunc: Any, name: str, a: Any, b: Any) -> Tensor:
+    a, b = operands(a, b)
+    try:
+        return Tensor._from_array(ufunc(a.data, b.data))
+    except ValueError:
+        broadcast_shape(a.shape, b.shape, name)
+        raise
+
+
+def eq(a: Any, b: Any) -> Tensor:
+    return _compare(np.equal, "eq", a, b)
+
+
+def ne(a: Any, b: Any) -> Tensor:
+    return _compare(np.not_equal, "ne", a, b)
+
+
+def lt(a: Any, b: Any) -> Tensor:
+    return _compare(np.less, "lt", a, b)
+
+
+def le(a: Any, b: Any) -> Tensor:
+    return _compare(np.less_equal, "le", a, b)
+
+
+def gt(a: Any, b: Any) -> Tensor:
+    return _compare(np.greater, "gt", a, b)
+
+
+def ge(a: Any, b: Any) -> Tensor:
+    return _compare(np.greater_equal, "ge", a, b)
+
+
+def logical_and(a: Any, b: Any) -> Tensor:
+    return _compare(np.logical_and, "logical_and", a, b)
+
+
+def logical_or(a: Any, b: Any) -> Tensor:
+    return _compare(np.logical_or, "logical_or", a, b)
+
+
+def logical_xor(a: Any, b: Any) -> Tensor:
+    return _compare(np.logical_xor, "logical_xor", a, b)
+
+
+def logical_not(x: Any) -> Tensor:
+    return Tensor._from_array(np.logical_not(as_tensor(x).data))
+
+
+def isnan(x: Tensor) -> Tensor:
+    return Tensor._from_array(np.isnan(x.data))
+
+
+def isfinite(x: Tensor) -> Tensor:
+    return Tensor._from_array(np.isfinite(x.data))
+
+
+def allclose(a: Tensor, b: Tensor, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+    return bool(np.allclose(as_tensor(a).data, as_tensor(b).data, rtol=rtol, atol=atol))
+

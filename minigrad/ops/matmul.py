@@ -1,0 +1,82 @@
+"""Matrix multiplication: 1-D, 2-D and batched with broadcast batch dims (NumPy's rules)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from minigrad.autograd import Function, unbroadcast
+from minigrad.ops.common import operands
+from minigrad.ops.movement import squeeze, unsqueeze
+from minigrad.ops.spec import OpSpec, Sample, fixed, register, values
+from minigrad.tensor import Tensor
+
+
+class MatMul(Function):
+    # a (..., M, K) @ b (..., K, N) -> (..., M, N); both have at least 2 dims here.
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.matmul(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        xp = ctx.xp
+        ga = (
+            unbroadcast(xp, xp.matmul(grad, xp.mT(b)), a.shape) if ctx.needs_input_grad[0] else None
+        )
+        gb = (
+            unbroadcast(xp, xp.matmul(xp.mT(a), grad), b.shape) if ctx.needs_input_grad[1] else None
+        )
+        return ga, gb
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """Matrix product. A 1-D first argument is a row vector and a 1-D second argument a
+    column vector (the added dim is removed again); leading dims broadcast as batch dims."""
+    a, b = operands(a, b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(
+            f"matmul: both arguments need at least 1 dim, got shapes {a.shape} and {b.shape}"
+        )
+    k_a = a.shape[-1]
+    k_b = b.shape[-2] if b.ndim >= 2 else b.shape[0]
+    if k_a != k_b:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align ({k_a} != {k_b})")
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"matmul: batch dims of shapes {a.shape} and {b.shape} can't be broadcast together"
+        ) from None
+    a2 = unsqueeze(a, 0) if a.ndim == 1 else a
+    b2 = unsqueeze(b, -1) if b.ndim == 1 else b
+    out = MatMul.apply(a2, b2)
+    if b.ndim == 1:
+        out = squeeze(out, -1)
+    if a.ndim == 1:
+        out = squeeze(out, -1 if b.ndim == 1 else -2)
+    return out
+
+
+def _pair(sa, sb):
+    return lambda rng: Sample((values(rng, sa), values(rng, sb)))
+
+
+register(
+    OpSpec(
+        "matmul",
+        matmul,
+        np.matmul,
+        fixed(
+            _pair((3, 4), (4, 2)),
+            _pair((4,), (4, 2)),
+            _pair((3, 4), (4,)),
+            _pair((4,), (4,)),
+            _pair((2, 3, 4), (4, 5)),
+            _pair((2, 1, 3, 4), (3, 4, 2)),
+        ),
+    )
+)
