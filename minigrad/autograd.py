@@ -353,12 +353,12 @@ def run_backward(
     """
     global _grad_enabled
     roots, root_grads = [], []
-    for out, g in zip(outputs, grad_outputs):
+    for k, (out, g) in enumerate(zip(outputs, grad_outputs)):
         edge = out._edge()
         if edge is None:
             raise RuntimeError(
-                "element 0 of tensors does not require grad and does not have a grad_fn: "
-                "call requires_grad_() on a leaf it depends on, or leave no_grad()"
+                f"output {k} does not require grad and has no grad_fn: call requires_grad_() "
+                "on a leaf it depends on, or compute it outside no_grad()"
             )
         roots.append(edge)
         root_grads.append(g)

@@ -554,4 +554,3 @@ def isfinite(x: Tensor) -> Tensor:
 
 def allclose(a: Tensor, b: Tensor, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
     return bool(np.allclose(as_tensor(a).data, as_tensor(b).data, rtol=rtol, atol=atol))
-

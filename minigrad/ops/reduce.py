@@ -114,53 +114,47 @@ register(OpSpec("amin", amin, _np_kwargs(np.min), unary(kwargs=_DIM_KWARGS, shap
 MaxMin = namedtuple("MaxMin", ["values", "indices"])
 
 
+def _arg_extreme(np_arg, name: str, x: Tensor, dim: int | None, keepdim: bool) -> Tensor:
+    if x.data.size == 0:
+        raise ValueError(f"{name}: empty tensor of shape {x.shape}")
+    if dim is None:
+        return Tensor._from_array(np.asarray(np_arg(x.data), dtype=np.int64))
+    d = normalize_dim(dim, x.ndim, name)
+    return Tensor._from_array(np_arg(x.data, axis=d, keepdims=keepdim).astype(np.int64))
+
+
 def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     """Index of the first maximum, of the flattened tensor if ``dim`` is None (int64)."""
-    if x.data.size == 0:
-        raise ValueError(f"argmax: empty tensor of shape {x.shape}")
-    if dim is None:
-        return Tensor._from_array(np.asarray(np.argmax(x.data), dtype=np.int64))
-    d = normalize_dim(dim, x.ndim, "argmax")
-    return Tensor._from_array(np.argmax(x.data, axis=d, keepdims=keepdim).astype(np.int64))
+    return _arg_extreme(np.argmax, "argmax", x, dim, keepdim)
 
 
 def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
-    """Index of the first minimum (int64)."""
-    if x.data.size == 0:
-        raise ValueError(f"argmin: empty tensor of shape {x.shape}")
-    if dim is None:
-        return Tensor._from_array(np.asarray(np.argmin(x.data), dtype=np.int64))
-    d = normalize_dim(dim, x.ndim, "argmin")
-    return Tensor._from_array(np.argmin(x.data, axis=d, keepdims=keepdim).astype(np.int64))
+    """Index of the first minimum, of the flattened tensor if ``dim`` is None (int64)."""
+    return _arg_extreme(np.argmin, "argmin", x, dim, keepdim)
+
+
+def _values_and_indices(arg_fn, name: str, x: Tensor, dim: int, keepdim: bool) -> MaxMin:
+    """(values, indices) along ``dim``: the values are gathered at the indices, so the
+    gradient goes to exactly that element, as in PyTorch."""
+    from minigrad.ops.indexing import gather
+
+    d = normalize_dim(dim, x.ndim, name)
+    idx = arg_fn(x, d, keepdim=True)
+    values = gather(x, d, idx)
+    if not keepdim:
+        values, idx = values.squeeze(d), idx.squeeze(d)
+    return MaxMin(values, idx)
 
 
 def max(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
-    """``max(x)``: the largest value. ``max(x, dim)``: (values, indices) along ``dim``,
-    where the gradient goes to the element at ``indices``, as in PyTorch."""
-    if dim is None:
-        return amax(x)
-    from minigrad.ops.indexing import gather
-
-    d = normalize_dim(dim, x.ndim, "max")
-    idx = argmax(x, d, keepdim=True)
-    values = gather(x, d, idx)
-    if not keepdim:
-        values, idx = values.squeeze(d), idx.squeeze(d)
-    return MaxMin(values, idx)
+    """``max(x)``: the largest value (ties share the gradient). ``max(x, dim)``: the named
+    tuple (values, indices) along ``dim``."""
+    return amax(x) if dim is None else _values_and_indices(argmax, "max", x, dim, keepdim)
 
 
 def min(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
-    """Like ``max`` for the smallest value."""
-    if dim is None:
-        return amin(x)
-    from minigrad.ops.indexing import gather
-
-    d = normalize_dim(dim, x.ndim, "min")
-    idx = argmin(x, d, keepdim=True)
-    values = gather(x, d, idx)
-    if not keepdim:
-        values, idx = values.squeeze(d), idx.squeeze(d)
-    return MaxMin(values, idx)
+    """Like ``max``, for the smallest value."""
+    return amin(x) if dim is None else _values_and_indices(argmin, "min", x, dim, keepdim)
 
 
 register(

@@ -186,6 +186,7 @@ def gradgradcheck(
     mode: str = "full",
     seed: int = 0,
     raise_exception: bool = True,
+    n_directions: int = 4,
 ) -> bool:
     """Check second derivatives: gradcheck of ``x, v -> grad(fn(x), x, v, create_graph=True)``.
 
@@ -226,5 +227,13 @@ def gradgradcheck(
         return tuple(g for g in grads if g is not None)
 
     return gradcheck(
-        first_derivative, inputs + grad_outputs, eps, atol, rtol, mode, seed, raise_exception
+        first_derivative,
+        inputs + grad_outputs,
+        eps,
+        atol,
+        rtol,
+        mode,
+        seed,
+        raise_exception,
+        n_directions,
     )
