@@ -1,0 +1,104 @@
+"""A vectorizable exp for Numba kernels.
+
+Numba compiles ``np.exp`` inside a loop to one libm call per element (its fast vector path
+needs Intel's SVML, which the PyPI llvmlite does not include), and that made every
+exp-heavy kernel slower than NumPy. ``exp_shifted(x, shift, out)`` computes
+``out = exp(x - shift)`` with arithmetic LLVM can vectorize:
+
+    exp(v) = 2^n * exp(r),   n = round(v / ln 2),   r = v - n ln 2 in [-ln2/2, ln2/2]
+
+``exp(r)`` is a polynomial (degree 7 for float32, 12 for float64), ``n ln 2`` is subtracted
+in two parts (Cody-Waite) so ``r`` stays exact, and the factor 2^n is applied by adding n to
+the exponent bits of the result through an integer view. Inputs below the underflow limit
+(including -inf, the value of masked positions) give exactly 0, so results smaller than
+about 4x the smallest normal float are flushed to 0 rather than made subnormal; above the
+overflow limit, inf. Measured accuracy (tests/kernels/test_math.py): within 3 ulp in
+float32; about 1e-13 relative in float64, where fastmath's reassociation partly undoes the
+two-part subtraction (far below what any gradcheck resolves). It returns the sum of the
+outputs, which softmax needs anyway.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+from kernels._config import FASTMATH
+
+
+def exp_shifted(x, shift, out):
+    """out[i] = exp(x[i] - shift) for 1-D contiguous arrays; returns sum(out).
+    (Plain NumPy when called outside a kernel, e.g. under NUMBA_DISABLE_JIT=1.)"""
+    np.exp(x - shift, out=out)
+    return out.sum()
+
+
+def _make(float_t, int_t, lo, hi, max_n, mant_bits, ln2_hi, ln2_lo, coeffs):
+    f = float_t
+    c = tuple(f(v) for v in coeffs)  # highest degree first
+    log2e, half = f(1.4426950408889634), f(0.5)
+    flo, fhi, fln2_hi, fln2_lo = f(lo), f(hi), f(ln2_hi), f(ln2_lo)
+    fmax_n = f(max_n)
+    shift_bits = int_t(mant_bits)
+
+    def impl(x, shift, out):
+        bits = out.view(int_t)
+        s = f(shift)
+        total = f(0.0)
+        for i in range(x.shape[0]):
+            v = f(x[i]) - s
+            clamped = min(max(v, flo), fhi)
+            n = np.floor(clamped * log2e + half)
+            r = clamped - n * fln2_hi - n * fln2_lo
+            p = c[0]
+            for k in range(1, len(c)):
+                p = p * r + c[k]
+            capped = min(n, fmax_n)  # 2^n = 2^capped * (1 or 2): keeps the exponent field valid
+            out[i] = p
+            bits[i] += int_t(capped) << shift_bits
+            out[i] *= f(1.0) + (n - capped)
+            if v < flo:
+                out[i] = f(0.0)
+            elif v > fhi:
+                out[i] = np.inf
+            total += out[i]
+        return total
+
+    return impl
+
+
+def _taylor(degree):
+    """Coefficients 1/k! of exp's Taylor series, highest degree first (Horner's order)."""
+    return [1.0 / math.factorial(k) for k in range(degree, -1, -1)]
+
+
+# Below ``lo`` the result would be within a few times the smallest normal number; it is
+# flushed to 0 (the exponent-bit trick does not produce subnormals). Above ``hi``: inf.
+_exp32 = _make(
+    np.float32, np.int32, -86.0, 88.7228, 127, 23, 0.693359375, -2.12194440e-4, _taylor(7)
+)
+_exp64 = _make(
+    np.float64,
+    np.int64,
+    -707.0,
+    709.78,
+    1023,
+    52,
+    6.93147180369123816490e-01,
+    1.90821492927058770002e-10,
+    _taylor(12),
+)
+
+
+@overload(exp_shifted, fastmath=set(FASTMATH), inline="always")
+def _exp_shifted_overload(x, shift, out):
+    if not isinstance(out, types.Array) or out.layout != "C":
+        return None
+    if out.dtype == types.float32:
+        return _exp32
+    if out.dtype == types.float64:
+        return _exp64
+    return None

@@ -1,0 +1,256 @@
+"""Softmax, log-softmax and fused cross-entropy: one pass per row instead of NumPy's four.
+
+Softmax works on x viewed as (O, C, I): O rows before the softmax dim, C the softmax dim,
+I the elements after it (I = 1 when the softmax is over the last dim, the common case).
+Cross-entropy works on logits (N, C) with integer targets (N,).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from kernels import _validate
+from kernels._config import kernel
+from kernels._math import exp_shifted
+
+
+def _as_oci(x: np.ndarray, dim: int) -> np.ndarray:
+    o = int(np.prod(x.shape[:dim], dtype=np.int64))
+    i = int(np.prod(x.shape[dim + 1 :], dtype=np.int64))
+    return x.reshape(o, x.shape[dim], i)
+
+
+def _check_dim(name: str, x: np.ndarray, dim: int) -> None:
+    if not 0 <= dim < max(x.ndim, 1):
+        raise ValueError(f"{name}: dim {dim} is out of range for shape {x.shape}")
+
+
+# -- softmax / log_softmax ------------------------------------------------------------------
+# Rows path, x, y: (R, C), softmax over C (the common case: the last dim).
+# General path, x, y: (O, C, I), softmax over C with I > 1 inner elements.
+
+
+@kernel(parallel=True)
+def _softmax_rows(x, y, log):
+    R, C = x.shape
+    for r in prange(R):
+        m = -np.inf
+        for c in range(C):
+            m = max(m, x[r, c])
+        if m == -np.inf:
+            m = 0.0  # an all -inf row: exp gives zeros, not nan
+        s = exp_shifted(x[r], m, y[r])
+        if log:
+            shift = m + np.log(s)
+            for c in range(C):
+                y[r, c] = x[r, c] - shift
+        else:
+            inv = 1.0 / s
+            for c in range(C):
+                y[r, c] *= inv
+
+
+@kernel(parallel=True)
+def _softmax_strided(x, y, log):
+    O, C, I = x.shape
+    for o in prange(O):
+        m = np.full(I, -np.inf, dtype=x.dtype)
+        s = np.zeros(I, dtype=x.dtype)
+        for c in range(C):
+            for i in range(I):
+                m[i] = max(m[i], x[o, c, i])
+        for i in range(I):
+            if m[i] == -np.inf:
+                m[i] = 0.0
+        for c in range(C):
+            for i in range(I):
+                e = np.exp(x[o, c, i] - m[i])
+                y[o, c, i] = e
+                s[i] += e
+        for c in range(C):
+            for i in range(I):
+                if log:
+                    y[o, c, i] = x[o, c, i] - (np.log(s[i]) + m[i])
+                else:
+                    y[o, c, i] /= s[i]
+
+
+@kernel(parallel=True)
+def _softmax_backward(y, g, dx, log):
+    # softmax:     dx = y * (g - sum_c g * y)
+    # log_softmax: dx = g - exp(y) * sum_c g
+    O, C, I = y.shape
+    for o in prange(O):
+        acc = np.zeros(I, dtype=y.dtype)
+        for c in range(C):
+            for i in range(I):
+                acc[i] += g[o, c, i] if log else g[o, c, i] * y[o, c, i]
+        for c in range(C):
+            for i in range(I):
+                if log:
+                    dx[o, c, i] = g[o, c, i] - np.exp(y[o, c, i]) * acc[i]
+                else:
+                    dx[o, c, i] = y[o, c, i] * (g[o, c, i] - acc[i])
+
+
+@kernel(parallel=True)
+def _softmax_backward_rows(y, g, dx, log):
+    R, C = y.shape
+    for r in prange(R):
+        acc = 0.0
+        for c in range(C):
+            acc += g[r, c] if log else g[r, c] * y[r, c]
+        if log:
+            exp_shifted(y[r], 0.0, dx[r])
+            for c in range(C):
+                dx[r, c] = g[r, c] - dx[r, c] * acc
+        else:
+            for c in range(C):
+                dx[r, c] = y[r, c] * (g[r, c] - acc)
+
+
+def softmax_forward(x: np.ndarray, dim: int, log: bool = False) -> np.ndarray:
+    """softmax(x) (or log_softmax with ``log=True``) along ``dim``; x float, C-contiguous."""
+    _validate.floats("softmax", x=x)
+    _check_dim("softmax", x, dim)
+    y = np.empty_like(x)
+    if x.size:
+        x3, y3 = _as_oci(x, dim), _as_oci(y, dim)
+        if x3.shape[2] == 1:
+            _softmax_rows(x3[:, :, 0], y3[:, :, 0], log)
+        else:
+            _softmax_strided(x3, y3, log)
+    return y
+
+
+def softmax_backward(y: np.ndarray, grad: np.ndarray, dim: int, log: bool = False) -> np.ndarray:
+    """Gradient of the input of softmax (or log_softmax) from its output y and dL/dy."""
+    _validate.floats("softmax_backward", y=y, grad=grad)
+    _check_dim("softmax_backward", y, dim)
+    if grad.shape != y.shape:
+        raise ValueError(f"softmax_backward: grad shape {grad.shape} != output shape {y.shape}")
+    dx = np.empty_like(y)
+    if y.size:
+        y3, g3, d3 = _as_oci(y, dim), _as_oci(grad, dim), _as_oci(dx, dim)
+        if y3.shape[2] == 1:
+            _softmax_backward_rows(y3[:, :, 0], g3[:, :, 0], d3[:, :, 0], log)
+        else:
+            _softmax_backward(y3, g3, d3, log)
+    return dx
+
+
+# -- cross-entropy on logits ------------------------------------------------------------------
+# logits (N, C), target (N,) int64, weight (C,) (ones when not given)
+# per-row loss_n = -(1 - eps) w[t] log p_t - (eps / C) sum_c w_c log p_c,   log p = x - lse
+# d loss_n / d x_j = p_j ((1 - eps) w[t] + (eps / C) sum_c w_c)
+#                   - (1 - eps) w[t] [j == t] - (eps / C) w_j
+
+
+_ROWS_PER_CHUNK = 64  # rows handled by one prange iteration, sharing one scratch row
+
+
+@kernel(parallel=True)
+def _cross_entropy_forward(logits, target, weight, ignore_index, eps, loss, lse):
+    N, C = logits.shape
+    for chunk in prange((N + _ROWS_PER_CHUNK - 1) // _ROWS_PER_CHUNK):
+        scratch = np.empty(C, dtype=logits.dtype)
+        for n in range(chunk * _ROWS_PER_CHUNK, min(N, (chunk + 1) * _ROWS_PER_CHUNK)):
+            _cross_entropy_row(logits, target, weight, ignore_index, eps, loss, lse, scratch, n)
+
+
+@kernel
+def _cross_entropy_row(logits, target, weight, ignore_index, eps, loss, lse, scratch, n):
+    C = logits.shape[1]
+    t = target[n]
+    m = -np.inf
+    for c in range(C):
+        m = max(m, logits[n, c])
+    s = exp_shifted(logits[n], m, scratch)
+    row_lse = np.log(s) + m
+    lse[n] = row_lse
+    if t == ignore_index:
+        loss[n] = 0.0
+        return
+    value = -(1.0 - eps) * weight[t] * (logits[n, t] - row_lse)
+    if eps > 0.0:
+        smooth = 0.0
+        for c in range(C):
+            smooth += weight[c] * (logits[n, c] - row_lse)
+        value -= eps / C * smooth
+    loss[n] = value
+
+
+@kernel(parallel=True)
+def _cross_entropy_backward(logits, target, weight, ignore_index, eps, lse, grad, dlogits):
+    N, C = logits.shape
+    w_sum = 0.0
+    if eps > 0.0:
+        for c in range(C):
+            w_sum += weight[c]
+    for n in prange(N):
+        t = target[n]
+        if t == ignore_index:
+            for c in range(C):
+                dlogits[n, c] = 0.0
+            continue
+        g = grad[n]
+        wt = (1.0 - eps) * weight[t]
+        scale = g * (wt + eps / C * w_sum)
+        exp_shifted(logits[n], lse[n], dlogits[n])
+        for c in range(C):
+            dlogits[n, c] *= scale
+        if eps > 0.0:
+            for c in range(C):
+                dlogits[n, c] -= g * eps / C * weight[c]
+        dlogits[n, t] -= g * wt
+
+
+def _check_cross_entropy(name, logits, target, weight, ignore_index):
+    dtype = _validate.floats(name, logits=logits, weight=weight)
+    _validate.rank(name, "logits", logits, 2, "(N, C)")
+    n, c = logits.shape
+    if not isinstance(target, np.ndarray) or target.dtype.kind not in "iu":
+        raise TypeError(f"{name}: target must be an integer array of class indices")
+    if target.shape != (n,):
+        raise ValueError(
+            f"{name}: target of shape {target.shape} does not match logits {logits.shape} "
+            f"(expected ({n},))"
+        )
+    if weight is not None and weight.shape != (c,):
+        raise ValueError(f"{name}: weight of shape {weight.shape} does not match {c} classes")
+    valid = target != ignore_index
+    if n and valid.any():
+        bad = target[valid & ((target < 0) | (target >= c))]
+        if bad.size:
+            raise IndexError(f"{name}: target {int(bad[0])} is out of range for {c} classes")
+    w = np.ones(c, dtype) if weight is None else weight
+    return np.ascontiguousarray(target, dtype=np.int64), w
+
+
+def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0):
+    """Per-row cross-entropy of ``logits`` (N, C) against class indices; returns
+    (loss (N,), lse (N,)). Rows whose target is ``ignore_index`` have loss 0."""
+    target, w = _check_cross_entropy("cross_entropy", logits, target, weight, ignore_index)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    n = logits.shape[0]
+    loss = np.empty(n, logits.dtype)
+    lse = np.empty(n, logits.dtype)
+    if n:
+        _cross_entropy_forward(logits, target, w, ignore_index, float(label_smoothing), loss, lse)
+    return loss, lse
+
+
+def cross_entropy_backward(
+    logits, target, weight, lse, grad, ignore_index=-100, label_smoothing=0.0
+):
+    """d(sum_n grad[n] * loss_n)/d logits, from the forward's lse (nothing N x C is saved)."""
+    target, w = _check_cross_entropy("cross_entropy_backward", logits, target, weight, ignore_index)
+    _validate.floats("cross_entropy_backward", logits=logits, lse=lse, grad=grad)
+    dlogits = np.empty_like(logits)
+    if logits.shape[0]:
+        _cross_entropy_backward(
+            logits, target, w, ignore_index, float(label_smoothing), lse, grad, dlogits
+        )
+    return dlogits
