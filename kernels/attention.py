@@ -1,0 +1,232 @@
+"""Scaled dot-product attention, flash style: nothing of size T x S per head is ever held.
+
+q, out, dq: (B, NH, T, D)   k, v, dk, dv: (B, NH, S, D)   lse: (B, NH, T)
+mask: additive, broadcastable to (B, NH, T, S) (-inf where a position may not attend)
+
+Forward, for each block of Br query rows: walk the key blocks of Bc columns keeping, per row,
+the running maximum m, the running sum l of exp(s - m) and the running output acc (an online
+softmax). When a new block raises the maximum, earlier sums are rescaled by exp(m_old - m_new).
+At the end out = acc / l, and only lse = m + log(l) is saved for backward.
+
+Backward, per (b, h), for each key block j and each query block i, recompute
+    P = exp(Q_i K_j^T * scale + mask - lse_i)
+    dV_j += P^T dO_i,   dP = dO_i V_j^T,   dS = P * (dP - D_i),   D_i = rowsum(dO_i * O_i)
+    dK_j += dS^T Q_i * scale,   dQ_i += dS K_j * scale
+One prange iteration owns one (b, h), so no two iterations write the same dq, dk or dv rows.
+The block products are BLAS calls (np.dot inside the kernel). Extra memory per thread:
+O(Br * Bc + (Br + Bc) * D), independent of T and S.
+
+is_causal keeps key j for query i when j <= i (top-left aligned, as PyTorch). A query row
+with every key masked gets output 0 (and gradient 0) rather than NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from kernels import _validate
+from kernels._config import kernel
+from kernels._math import exp_shifted
+
+
+def _blocks(t: int, s: int) -> tuple[int, int]:
+    """Block sizes (query rows, key columns). Measured at 1 thread (benchmarks/kernels.py):
+    64 x 64 is best for short sequences, where larger causal blocks waste work on the
+    diagonal; 256 x 256 for long ones, where larger BLAS products run faster."""
+    return (64, 64) if max(t, s) <= 256 else (256, 256)
+
+
+@kernel
+def _block(flat, rows, cols):
+    """A (rows, cols) C-contiguous view of a flat scratch buffer (what np.dot's out needs)."""
+    return flat[: rows * cols].reshape(rows, cols)
+
+
+@kernel
+def _scores(q_blk, k_blk, scale, mask, has_mask, causal, b, h, i0, j0, s):
+    """s (rows, cols) = q_blk @ k_blk^T * scale + mask, -inf at causally hidden positions."""
+    rows, cols = s.shape
+    np.dot(q_blk, k_blk.T, s)
+    for r in range(rows):
+        for c in range(cols):
+            value = s[r, c] * scale
+            if has_mask:
+                value += mask[
+                    b % mask.shape[0],
+                    h % mask.shape[1],
+                    (i0 + r) % mask.shape[2],
+                    (j0 + c) % mask.shape[3],
+                ]
+            if causal and j0 + c > i0 + r:
+                value = -np.inf
+            s[r, c] = value
+
+
+@kernel(parallel=True)
+def _attention_forward(q, k, v, mask, has_mask, causal, scale, BLOCK_Q, BLOCK_K, out, lse):
+    B, NH, T, D = q.shape
+    S = k.shape[2]
+    n_qb = (T + BLOCK_Q - 1) // BLOCK_Q
+    for job in prange(B * NH * n_qb):
+        bh, qb = job // n_qb, job % n_qb
+        b, h = bh // NH, bh % NH
+        i0 = qb * BLOCK_Q
+        i1 = min(T, i0 + BLOCK_Q)
+        rows = i1 - i0
+        q_blk = q[b, h, i0:i1]
+        m = np.full(rows, -np.inf, dtype=q.dtype)
+        l = np.zeros(rows, dtype=q.dtype)
+        acc = np.zeros((rows, D), dtype=q.dtype)
+        s_flat = np.empty(BLOCK_Q * BLOCK_K, dtype=q.dtype)
+        p_flat = np.empty(BLOCK_Q * BLOCK_K, dtype=q.dtype)
+        pv = np.empty((rows, D), dtype=q.dtype)
+        j_end = min(S, i1) if causal else S
+        for j0 in range(0, j_end, BLOCK_K):
+            j1 = min(j_end, j0 + BLOCK_K)
+            cols = j1 - j0
+            s = _block(s_flat, rows, cols)
+            p = _block(p_flat, rows, cols)
+            _scores(q_blk, k[b, h, j0:j1], scale, mask, has_mask, causal, b, h, i0, j0, s)
+            for r in range(rows):
+                block_max = -np.inf
+                for c in range(cols):
+                    block_max = max(block_max, s[r, c])
+                m_new = max(m[r], block_max)
+                if m_new == -np.inf:  # everything so far masked: nothing to add
+                    for c in range(cols):
+                        p[r, c] = 0.0
+                    continue
+                alpha = np.exp(m[r] - m_new)  # rescales what was summed under the old max
+                l[r] = l[r] * alpha + exp_shifted(s[r], m_new, p[r])
+                m[r] = m_new
+                for d in range(D):
+                    acc[r, d] *= alpha
+            np.dot(p, v[b, h, j0:j1], pv)
+            for r in range(rows):
+                for d in range(D):
+                    acc[r, d] += pv[r, d]
+        for r in range(rows):
+            if l[r] > 0.0:
+                inv = 1.0 / l[r]
+                for d in range(D):
+                    out[b, h, i0 + r, d] = acc[r, d] * inv
+                lse[b, h, i0 + r] = m[r] + np.log(l[r])
+            else:
+                for d in range(D):
+                    out[b, h, i0 + r, d] = 0.0
+                lse[b, h, i0 + r] = -np.inf
+
+
+@kernel(parallel=True)
+def _attention_backward(
+    q, k, v, mask, has_mask, causal, scale, BLOCK_Q, BLOCK_K, out, lse, dout, dq, dk, dv
+):
+    B, NH, T, D = q.shape
+    S = k.shape[2]
+    for bh in prange(B * NH):
+        b, h = bh // NH, bh % NH
+        delta = np.empty(T, dtype=q.dtype)  # D_i = rowsum(dO * O)
+        for i in range(T):
+            acc = 0.0
+            for d in range(D):
+                acc += dout[b, h, i, d] * out[b, h, i, d]
+            delta[i] = acc
+        for i in range(T):
+            for d in range(D):
+                dq[b, h, i, d] = 0.0
+        s_flat = np.empty(BLOCK_Q * BLOCK_K, dtype=q.dtype)
+        dp_flat = np.empty(BLOCK_Q * BLOCK_K, dtype=q.dtype)
+        tmpk_flat = np.empty(BLOCK_K * D, dtype=q.dtype)
+        tmpq_flat = np.empty(BLOCK_Q * D, dtype=q.dtype)
+        for j0 in range(0, S, BLOCK_K):
+            j1 = min(S, j0 + BLOCK_K)
+            cols = j1 - j0
+            k_blk, v_blk = k[b, h, j0:j1], v[b, h, j0:j1]
+            dk_blk, dv_blk = dk[b, h, j0:j1], dv[b, h, j0:j1]
+            dk_blk[:] = 0.0
+            dv_blk[:] = 0.0
+            tmp_k = _block(tmpk_flat, cols, D)
+            # causal: query rows before j0 can't see this key block
+            i_start = (j0 // BLOCK_Q) * BLOCK_Q if causal else 0
+            for i0 in range(i_start, T, BLOCK_Q):
+                i1 = min(T, i0 + BLOCK_Q)
+                rows = i1 - i0
+                q_blk, do_blk = q[b, h, i0:i1], dout[b, h, i0:i1]
+                p = _block(s_flat, rows, cols)
+                _scores(q_blk, k_blk, scale, mask, has_mask, causal, b, h, i0, j0, p)
+                for r in range(rows):  # P = exp(S - lse), 0 for fully masked rows
+                    row_lse = lse[b, h, i0 + r]
+                    if row_lse == -np.inf:
+                        for c in range(cols):
+                            p[r, c] = 0.0
+                    else:
+                        exp_shifted(p[r], row_lse, p[r])
+                np.dot(p.T, do_blk, tmp_k)
+                dv_blk += tmp_k
+                ds = _block(dp_flat, rows, cols)
+                np.dot(do_blk, v_blk.T, ds)
+                for r in range(rows):
+                    for c in range(cols):
+                        ds[r, c] = p[r, c] * (ds[r, c] - delta[i0 + r]) * scale
+                np.dot(ds.T, q_blk, tmp_k)
+                dk_blk += tmp_k
+                tmp_q = _block(tmpq_flat, rows, D)
+                np.dot(ds, k_blk, tmp_q)
+                dq[b, h, i0:i1] += tmp_q
+
+
+def _check(name, q, k, v, mask):
+    _validate.floats(name, query=q, key=k, value=v)
+    for label, a in (("query", q), ("key", k), ("value", v)):
+        _validate.rank(name, label, a, 4, "(B, NH, T, D)")
+    b, nh, t, d = q.shape
+    if k.shape[:2] != (b, nh) or k.shape[3] != d or v.shape[:3] != k.shape[:3]:
+        raise ValueError(
+            f"{name}: query {q.shape}, key {k.shape} and value {v.shape} must share B and NH, "
+            "query and key the head size D, key and value the length S"
+        )
+    if v.shape[3] != d:
+        raise ValueError(
+            f"{name}: value head size {v.shape[3]} != query head size {d} (not supported)"
+        )
+    if mask is None:
+        return np.zeros((1, 1, 1, 1), q.dtype), False
+    if mask.dtype == np.bool_:
+        mask = np.where(mask, 0.0, -np.inf).astype(q.dtype)
+    elif mask.dtype != q.dtype:
+        raise TypeError(f"{name}: attn_mask must be bool or {q.dtype}, got {mask.dtype}")
+    full = (b, nh, t, k.shape[2])
+    if mask.ndim > 4 or any(m not in (1, f) for m, f in zip(mask.shape[::-1], full[::-1])):
+        raise ValueError(f"{name}: attn_mask of shape {mask.shape} does not broadcast to {full}")
+    return np.ascontiguousarray(mask.reshape((1,) * (4 - mask.ndim) + mask.shape)), True
+
+
+def attention_forward(q, k, v, mask=None, is_causal=False, scale=None):
+    """softmax(q k^T * scale + mask) v; returns (out, lse)."""
+    mask4, has_mask = _check("scaled_dot_product_attention", q, k, v, mask)
+    scale = 1.0 / np.sqrt(q.shape[3]) if scale is None else float(scale)
+    out = np.empty(q.shape, q.dtype)
+    lse = np.empty(q.shape[:3], q.dtype)
+    if q.size:
+        bq, bk = _blocks(q.shape[2], k.shape[2])
+        _attention_forward(q, k, v, mask4, has_mask, bool(is_causal), scale, bq, bk, out, lse)
+    return out, lse
+
+
+def attention_backward(q, k, v, out, lse, dout, mask=None, is_causal=False, scale=None):
+    """Gradients (dq, dk, dv) from the forward's out and lse, recomputing P block by block."""
+    mask4, has_mask = _check("scaled_dot_product_attention_backward", q, k, v, mask)
+    _validate.floats("scaled_dot_product_attention_backward", out=out, lse=lse, grad=dout)
+    scale = 1.0 / np.sqrt(q.shape[3]) if scale is None else float(scale)
+    dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+    if q.size and k.size:
+        bq, bk = _blocks(q.shape[2], k.shape[2])
+        _attention_backward(
+            q, k, v, mask4, has_mask, bool(is_causal), scale, bq, bk, out, lse, dout, dq, dk, dv
+        )
+    else:
+        dq[...] = 0.0
+        dk[...] = 0.0
+        dv[...] = 0.0
+    return dq, dk, dv

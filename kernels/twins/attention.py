@@ -1,0 +1,44 @@
+"""NumPy twin of kernels/attention.py: the plain T x S computation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kernels import _validate
+from kernels.attention import _check
+
+
+def _probabilities(q, k, mask4, has_mask, causal, scale):
+    s = np.matmul(q, np.swapaxes(k, -1, -2)) * scale
+    if has_mask:
+        s = s + mask4
+    if causal:
+        t, n = s.shape[-2:]
+        s = np.where(np.tril(np.ones((t, n), bool)), s, -np.inf)
+    m = s.max(axis=-1, keepdims=True)
+    dead = ~np.isfinite(m)  # every key masked
+    e = np.exp(s - np.where(dead, 0.0, m))
+    total = e.sum(axis=-1, keepdims=True)
+    p = np.where(dead, 0.0, e / np.where(total > 0, total, 1.0))
+    lse = np.where(dead, -np.inf, np.log(np.where(total > 0, total, 1.0)) + np.where(dead, 0.0, m))
+    return p, lse[..., 0]
+
+
+def attention_forward(q, k, v, mask=None, is_causal=False, scale=None):
+    mask4, has_mask = _check("scaled_dot_product_attention", q, k, v, mask)
+    scale = 1.0 / np.sqrt(q.shape[3]) if scale is None else float(scale)
+    p, lse = _probabilities(q, k, mask4, has_mask, is_causal, scale)
+    return np.matmul(p, v).astype(q.dtype), lse.astype(q.dtype)
+
+
+def attention_backward(q, k, v, out, lse, dout, mask=None, is_causal=False, scale=None):
+    mask4, has_mask = _check("scaled_dot_product_attention_backward", q, k, v, mask)
+    _validate.floats("scaled_dot_product_attention_backward", out=out, lse=lse, grad=dout)
+    scale = 1.0 / np.sqrt(q.shape[3]) if scale is None else float(scale)
+    p, _ = _probabilities(q, k, mask4, has_mask, is_causal, scale)
+    dv = np.matmul(np.swapaxes(p, -1, -2), dout)
+    dp = np.matmul(dout, np.swapaxes(v, -1, -2))
+    ds = p * (dp - (dout * out).sum(axis=-1, keepdims=True)) * scale
+    dq = np.matmul(ds, k)
+    dk = np.matmul(np.swapaxes(ds, -1, -2), q)
+    return dq.astype(q.dtype), dk.astype(q.dtype), dv.astype(q.dtype)
