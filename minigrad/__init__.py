@@ -24,8 +24,12 @@ from minigrad.tensor import (  # isort: skip
     zeros,
     zeros_like,
 )
-from minigrad import autograd
+from minigrad import (
+    autograd,
+    nn,  # noqa: E402  (nn imports ops, which need the names above)
+)
 from minigrad.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from minigrad.backend import get_num_threads, set_num_threads
 from minigrad.dtypes import (
     bool_ as bool,
 )

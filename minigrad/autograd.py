@@ -184,6 +184,15 @@ class Function:
             return tuple(None if s is None else s.array for s in saved)
         return tuple(None if s is None else _rebuild(s) for s in saved)
 
+    def first_order_only(self, op: str) -> None:
+        """For kernel-backed backwards with no differentiable formula yet: refuse
+        create_graph clearly instead of returning a gradient that is silently constant."""
+        if self._create_graph:
+            raise NotImplementedError(
+                f"{op}: second-order gradients (create_graph=True) are not supported for this "
+                "op yet; its backward runs a kernel that is not itself differentiable"
+            )
+
     @staticmethod
     def forward(ctx: Function, *arrays: np.ndarray, **params: Any) -> np.ndarray:
         raise NotImplementedError

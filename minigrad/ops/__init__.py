@@ -1,6 +1,8 @@
 """All ops, one file per family. ``Tensor`` methods and ``minigrad.*`` functions call these."""
 
+from minigrad.ops.attention import scaled_dot_product_attention
 from minigrad.ops.common import as_tensor, normalize_dim, normalize_dims
+from minigrad.ops.conv import conv1d, conv2d
 from minigrad.ops.elementwise import (
     abs,
     add,
@@ -38,6 +40,7 @@ from minigrad.ops.elementwise import (
     tanh,
 )
 from minigrad.ops.indexing import accumulate_at, gather, getitem, index_put, where
+from minigrad.ops.loss import cross_entropy, nll_loss
 from minigrad.ops.matmul import matmul
 from minigrad.ops.movement import (
     broadcast_to,
@@ -55,6 +58,8 @@ from minigrad.ops.movement import (
     unsqueeze,
     view,
 )
+from minigrad.ops.norm import layer_norm
+from minigrad.ops.pool import adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from minigrad.ops.reduce import (
     amax,
     amin,
@@ -72,6 +77,17 @@ from minigrad.ops.reduce import (
 )
 
 __all__ = [
+    "adaptive_avg_pool2d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "conv1d",
+    "conv2d",
+    "cross_entropy",
+    "layer_norm",
+    "max_pool1d",
+    "max_pool2d",
+    "nll_loss",
+    "scaled_dot_product_attention",
     "abs",
     "accumulate_at",
     "add",

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad import dtypes
+from minigrad import backend, dtypes
 from minigrad.autograd import Function
 from minigrad.ops.common import normalize_dim, normalize_dims
 from minigrad.ops.elementwise import cast, sqrt
@@ -262,11 +262,16 @@ register(
 )
 
 
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
 class Softmax(Function):
+    # Forward and first-order backward run the fused kernels (minigrad/backend.py); under
+    # create_graph the backward is the formula below on Tensors, so it stays differentiable.
     @staticmethod
     def forward(ctx, x, dim):
-        e = np.exp(x - np.max(x, axis=dim, keepdims=True))
-        y = e / np.sum(e, axis=dim, keepdims=True)
+        y = backend.softmax.softmax_forward(_contiguous(x), dim)
         ctx.save_for_backward(y)
         ctx.dim = dim
         return y
@@ -274,6 +279,8 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
+        if not ctx._create_graph:
+            return backend.softmax.softmax_backward(y, _contiguous(grad), ctx.dim)
         # The Jacobian of softmax is diag(y) - y y^T; applied to grad without forming it:
         return y * (grad - ctx.xp.sum(grad * y, ctx.dim, True))
 
@@ -288,8 +295,7 @@ def softmax(x: Tensor, dim: int) -> Tensor:
 class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
-        shifted = x - np.max(x, axis=dim, keepdims=True)
-        y = shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
+        y = backend.softmax.softmax_forward(_contiguous(x), dim, log=True)
         ctx.save_for_backward(y)
         ctx.dim = dim
         return y
@@ -297,6 +303,8 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
+        if not ctx._create_graph:
+            return backend.softmax.softmax_backward(y, _contiguous(grad), ctx.dim, log=True)
         return grad - ctx.xp.exp(y) * ctx.xp.sum(grad, ctx.dim, True)
 
 

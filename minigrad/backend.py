@@ -1,0 +1,67 @@
+"""The one module that imports ``kernels``, and where the kernel choice is made.
+
+``MINIGRAD_KERNELS=numba`` (the default) runs the Numba kernels; ``MINIGRAD_KERNELS=numpy``
+runs their plain NumPy twins, which have the same functions and signatures. Ops call
+``backend.softmax.softmax_forward(...)`` and so on, never ``kernels`` directly.
+
+``set_num_threads(n)`` sets both Numba's thread pool and BLAS's (through threadpoolctl),
+so that the two never oversubscribe the cores.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numba
+from threadpoolctl import threadpool_info, threadpool_limits
+
+KERNELS = os.environ.get("MINIGRAD_KERNELS", "numba").strip().lower()
+
+if KERNELS == "numba":
+    from kernels import attention, conv, layer_norm, matmul, pool, softmax
+elif KERNELS == "numpy":
+    from kernels.twins import attention, conv, layer_norm, matmul, pool, softmax
+else:
+    raise ImportError(f"MINIGRAD_KERNELS must be 'numba' or 'numpy', got {KERNELS!r}")
+
+__all__ = [
+    "KERNELS",
+    "attention",
+    "conv",
+    "layer_norm",
+    "matmul",
+    "pool",
+    "softmax",
+    "get_num_threads",
+    "set_num_threads",
+]
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads in Numba's parallel kernels and in BLAS."""
+    limit = numba.config.NUMBA_NUM_THREADS
+    if not isinstance(n, int) or not 1 <= n <= limit:
+        raise ValueError(
+            f"set_num_threads: n must be an int from 1 to {limit} (the cores Numba "
+            f"started with; set NUMBA_NUM_THREADS to allow more), got {n!r}"
+        )
+    numba.set_num_threads(n)
+    threadpool_limits(limits=n, user_api="blas")
+
+
+def get_num_threads() -> int:
+    """Numba's current thread count (BLAS is kept equal by set_num_threads)."""
+    return numba.get_num_threads()
+
+
+def blas_info() -> list[dict]:
+    """The BLAS libraries loaded and their thread counts (for benchmarks' reports)."""
+    return [
+        {
+            k: v
+            for k, v in info.items()
+            if k in ("internal_api", "version", "num_threads", "architecture")
+        }
+        for info in threadpool_info()
+        if info.get("user_api") == "blas"
+    ]

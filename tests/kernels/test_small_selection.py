@@ -1,0 +1,82 @@
+"""A small selection of kernel-vs-twin checks on tiny inputs. It runs twice: here with JIT,
+and from tests/test_configurations.py with NUMBA_DISABLE_JIT=1, which executes the kernels
+as plain Python, so they stay debuggable with print and pdb."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kernels import attention, conv, layer_norm, matmul, pool, softmax
+from kernels.twins import attention as t_attention
+from kernels.twins import conv as t_conv
+from kernels.twins import layer_norm as t_layer_norm
+from kernels.twins import matmul as t_matmul
+from kernels.twins import pool as t_pool
+from kernels.twins import softmax as t_softmax
+
+rng = np.random.default_rng(0)
+
+
+def close(a, b):
+    for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-9)
+
+
+def test_softmax_and_cross_entropy():
+    x = rng.standard_normal((3, 4))
+    close(softmax.softmax_forward(x, 1), t_softmax.softmax_forward(x, 1))
+    close(softmax.softmax_forward(x, 0, log=True), t_softmax.softmax_forward(x, 0, log=True))
+    t = np.array([0, 3, -100])
+    fwd = softmax.cross_entropy_forward(x, t, None, -100, 0.1)
+    close(fwd, t_softmax.cross_entropy_forward(x, t, None, -100, 0.1))
+    g = np.ones(3)
+    close(
+        softmax.cross_entropy_backward(x, t, None, fwd[1], g, -100, 0.1),
+        t_softmax.cross_entropy_backward(x, t, None, fwd[1], g, -100, 0.1),
+    )
+
+
+def test_layer_norm():
+    x, w = rng.standard_normal((3, 5)), rng.standard_normal(5)
+    fwd = layer_norm.layer_norm_forward(x, w, None)
+    close(fwd, t_layer_norm.layer_norm_forward(x, w, None))
+    dy = rng.standard_normal((3, 5))
+    close(
+        layer_norm.layer_norm_backward(x, w, fwd[1], fwd[2], dy),
+        t_layer_norm.layer_norm_backward(x, w, fwd[1], fwd[2], dy),
+    )
+
+
+def test_pooling():
+    x = rng.standard_normal((1, 2, 5, 4))
+    out, idx = pool.max_pool2d_forward(x, 2, 1, 1)
+    close((out,), (t_pool.max_pool2d_forward(x, 2, 1, 1)[0],))
+    close(
+        pool.max_pool2d_backward(out, idx, x.shape), t_pool.max_pool2d_backward(out, idx, x.shape)
+    )
+    top = np.ascontiguousarray(x[:, :, :4])  # 4 x 4: the 2x2 fast path
+    close(pool.max_pool2d_forward(top, 2)[0], t_pool.max_pool2d_forward(top, 2)[0])
+    close(pool.avg_pool2d_forward(x, 3, 2, 1), t_pool.avg_pool2d_forward(x, 3, 2, 1))
+    close(pool.adaptive_avg_pool2d_forward(x, 2), t_pool.adaptive_avg_pool2d_forward(x, 2))
+
+
+def test_conv():
+    x, w = rng.standard_normal((1, 2, 4, 5)), rng.standard_normal((3, 2, 2, 3))
+    out = conv.conv2d_forward(x, w, None, 1, 1)
+    close(out, t_conv.conv2d_forward(x, w, None, 1, 1))
+    close(conv.conv2d_backward(x, w, out, 1, 1), t_conv.conv2d_backward(x, w, out, 1, 1))
+
+
+def test_attention():
+    q, k, v = (rng.standard_normal((1, 1, 3, 2)) for _ in range(3))
+    out = attention.attention_forward(q, k, v, None, True)
+    close(out, t_attention.attention_forward(q, k, v, None, True))
+    close(
+        attention.attention_backward(q, k, v, *out, out[0], None, True),
+        t_attention.attention_backward(q, k, v, *out, out[0], None, True),
+    )
+
+
+def test_gemm():
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
+    close(matmul.gemm(a, b), t_matmul.gemm(a, b))
