@@ -256,8 +256,9 @@ def gemm_table(repeats: int) -> list[dict]:
     }.items():
         a, b = rand(m, k), rand(k, n)
         matmul.gemm(a, b)
-        ours = time_call(lambda: matmul.gemm(a, b), max(1, int(2e7 / (m * n * k))), repeats)
-        blas = time_call(lambda: a @ b, max(1, int(2e7 / (m * n * k))), repeats)
+        number = max(1, int(2e7 / (m * n * k)))
+        ours = time_call(lambda a=a, b=b: matmul.gemm(a, b), number, repeats)
+        blas = time_call(lambda a=a, b=b: a @ b, number, repeats)
         rows.append(
             {
                 "shape class": name,
@@ -276,7 +277,8 @@ _MEMORY_PROBE = textwrap.dedent(
     import minigrad as mg, minigrad.nn.functional as F
     mg.set_num_threads(int(sys.argv[1]))
     shape = (1, 4, 8192, 64)
-    q, k, v = (mg.tensor(np.random.default_rng(0).standard_normal(shape).astype(np.float32), requires_grad=True) for _ in range(3))
+    data = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    q, k, v = (mg.tensor(data, requires_grad=True) for _ in range(3))
     small = [mg.tensor(np.ones((1, 4, 64, 64), np.float32), requires_grad=True) for _ in range(3)]
     F.scaled_dot_product_attention(*small, is_causal=True).sum().backward()  # load the kernels
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -337,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
                 row["% BLAS peak"] = 100 * row["GFLOP/s"] / peak
         run: dict[str, Any] = {"threads": threads, "blas_peak_gflops": peak, "rows": rows}
         print(
-            f"\n== {threads} thread(s); sgemm 1024^3 peak {peak:.1f} GFLOP/s; float32; times in ms =="
+            f"\n== {threads} thread(s); sgemm 1024^3 peak {peak:.1f} GFLOP/s; float32; "
+            "times in ms =="
         )
         columns = [
             "kernel",

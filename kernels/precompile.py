@@ -66,7 +66,8 @@ def main() -> int:
     seconds = time.perf_counter() - start
     where = os.environ.get("NUMBA_CACHE_DIR", "Numba's default (__pycache__ beside each file)")
     print(
-        f"compiled or loaded every kernel for float32 and float64 in {seconds:.1f} s (cache: {where})"
+        f"compiled or loaded every kernel for float32 and float64 in {seconds:.1f} s "
+        f"(cache: {where})"
     )
     return 0
 
