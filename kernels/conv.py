@@ -12,6 +12,8 @@ Backward, with dY_g = dout for group g laid out as (O/G, B*OH*OW):
     dcols  = W_g^T @ dY_g, scattered back (col2im, the transpose of im2col) into dx
     dbias  = dout summed over B, OH, OW
 The columns are recomputed in backward rather than saved: they are KH*KW times the input.
+3x3 convolutions with stride 1 and enough channels and width run Winograd F(2x2, 3x3)
+instead (kernels/conv_winograd.py, where the dispatch rule and its measurements are).
 im2col and col2im run one prange iteration per (b, c) input plane: col2im adds only into
 plane (b, c) of dx, so iterations never write the same memory.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from kernels import _validate
+from kernels import _validate, conv_winograd
 from kernels._config import kernel
 
 
@@ -170,6 +172,8 @@ def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if bias is not None and bias.shape != (o,):
         raise ValueError(f"conv2d: bias of shape {bias.shape} does not match {o} output channels")
     b = x.shape[0]
+    if x.size and conv_winograd.applies(k, s, d, groups, x.shape[1], o, ow):
+        return conv_winograd.forward(x, w, bias, p, (oh, ow))
     cols = im2col(x, k, s, p, d, groups, (oh, ow))
     wg = w.reshape(groups, o // groups, -1)
     out_t = np.matmul(wg, cols)  # (G, O/G, B*OH*OW)
@@ -188,6 +192,9 @@ def conv2d_backward(x, w, dout, stride=1, padding=0, dilation=1, groups=1, need=
         raise ValueError(
             f"conv2d_backward: grad {dout.shape} does not match output {(b, o, oh, ow)}"
         )
+    if x.size and conv_winograd.applies(k, s, d, groups, x.shape[1], o, ow):
+        dx, dw = conv_winograd.backward(x, w, dout, p, (oh, ow), need)
+        return dx, dw, dout.sum(axis=(0, 2, 3)) if need[2] else None
     # dY_g: (G, O/G, B*OH*OW), the layout of the forward product's output
     dg = np.ascontiguousarray(dout.transpose(1, 0, 2, 3)).reshape(groups, o // groups, b * oh * ow)
     wg = w.reshape(groups, o // groups, -1)

@@ -343,3 +343,39 @@ def test_bad_input_is_reported_clearly(call, error, message, implementation):
     )
     with pytest.raises(error, match=message):
         call(modules)
+
+
+WINOGRAD_CASES = [
+    # shapes where kernels/conv_winograd.py takes over from im2col
+    ((2, 8, 16, 17), (8, 8, 3, 3), 1),
+    (
+        (1, 9, 18, 19),
+        (10, 9, 3, 3),
+        0,
+    ),  # no padding, odd output: the last tiles are cut at the edge
+    ((1, 8, 17, 33), (8, 8, 3, 3), (2, 1)),  # odd sizes, padding wider than the kernel's half
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("xs, ws, p", WINOGRAD_CASES)
+def test_winograd_conv_matches_twin(dtype, xs, ws, p):
+    from kernels import conv_winograd
+
+    rng = np.random.default_rng(10)
+    x, w, b = arr(rng, xs, dtype), arr(rng, ws, dtype), arr(rng, (ws[0],), dtype)
+    out = conv.conv2d_forward(x, w, b, 1, p)
+    assert conv_winograd.applies((3, 3), (1, 1), (1, 1), 1, xs[1], ws[0], out.shape[3])
+    same(out, t_conv.conv2d_forward(x, w, b, 1, p), dtype)
+    dout = arr(rng, out.shape, dtype)
+    got = conv.conv2d_backward(x, w, dout, 1, p)
+    want = t_conv.conv2d_backward(x, w, dout, 1, p)
+    # dw sums over every tile and image: compare relative to its size
+    same(got[0], want[0], dtype)
+    np.testing.assert_allclose(
+        got[1],
+        want[1],
+        rtol=1e-3 if dtype == np.float32 else 1e-9,
+        atol=1e-3 if dtype == np.float32 else 1e-9,
+    )
+    same(got[2], want[2], dtype)

@@ -208,3 +208,9 @@ def test_set_num_threads_validates():
     mg.set_num_threads(n)
     with pytest.raises(ValueError, match="set_num_threads: n must be an int from 1 to"):
         mg.set_num_threads(0)
+
+
+def test_winograd_conv_path_gradchecks():
+    # 8 channels and width 16: kernels/conv_winograd.py computes this one
+    x, w, b = t64(1, 8, 16, 16), t64(8, 8, 3, 3, seed=1), t64(8, seed=2)
+    gradcheck(lambda *a: F.conv2d(*a, padding=1), [x, w, b], mode="directional")
