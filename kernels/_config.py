@@ -11,7 +11,16 @@
 
 from __future__ import annotations
 
+import os
+
 from numba import njit
+
+# Numba's parallel kernels and OpenBLAS run in turns (im2col, then GEMM). With OpenMP's
+# default busy-waiting, the idle pool keeps spinning on the cores the other one needs: on
+# 2 cores a conv2d forward measured 8.8 ms at 2 threads against 1.7 ms at 1. Passive waiting
+# (threads sleep when idle) removes that (1.3 ms). It must be set before the OpenMP runtime
+# starts, hence here, at import; a value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 

@@ -22,8 +22,10 @@ with every key masked gets output 0 (and gradient 0) rather than NaN.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
+from threadpoolctl import ThreadpoolController
 
 from kernels import _validate
 from kernels._config import kernel
@@ -176,6 +178,28 @@ def _attention_backward(
                 dq[b, h, i0:i1] += tmp_q
 
 
+# np.dot inside a Numba kernel calls SciPy's bundled BLAS, which is a different library from
+# NumPy's; load it now so that threadpoolctl sees (and limits) it too.
+import scipy.linalg.cython_blas  # noqa: E402, F401
+
+_BLAS = ThreadpoolController()
+
+
+def _single_threaded_blas():
+    """The kernels call BLAS from inside their own parallel loop: with more than one Numba
+    thread, each of those BLAS calls must run on one thread, or the two pools oversubscribe
+    the cores (and OpenBLAS, built for pthreads, warns that it may hang inside OpenMP)."""
+    return _BLAS.limit(limits=1, user_api="blas") if numba.get_num_threads() > 1 else _nothing()
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def _check(name, q, k, v, mask):
     _validate.floats(name, query=q, key=k, value=v)
     for label, a in (("query", q), ("key", k), ("value", v)):
@@ -210,7 +234,8 @@ def attention_forward(q, k, v, mask=None, is_causal=False, scale=None):
     lse = np.empty(q.shape[:3], q.dtype)
     if q.size:
         bq, bk = _blocks(q.shape[2], k.shape[2])
-        _attention_forward(q, k, v, mask4, has_mask, bool(is_causal), scale, bq, bk, out, lse)
+        with _single_threaded_blas():
+            _attention_forward(q, k, v, mask4, has_mask, bool(is_causal), scale, bq, bk, out, lse)
     return out, lse
 
 
@@ -222,9 +247,10 @@ def attention_backward(q, k, v, out, lse, dout, mask=None, is_causal=False, scal
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
     if q.size and k.size:
         bq, bk = _blocks(q.shape[2], k.shape[2])
-        _attention_backward(
-            q, k, v, mask4, has_mask, bool(is_causal), scale, bq, bk, out, lse, dout, dq, dk, dv
-        )
+        with _single_threaded_blas():
+            _attention_backward(
+                q, k, v, mask4, has_mask, bool(is_causal), scale, bq, bk, out, lse, dout, dq, dk, dv
+            )
     else:
         dq[...] = 0.0
         dk[...] = 0.0

@@ -31,13 +31,18 @@ def _check_dim(name: str, x: np.ndarray, dim: int) -> None:
 # General path, x, y: (O, C, I), softmax over C with I > 1 inner elements.
 
 
+def _row_max(x2: np.ndarray) -> np.ndarray:
+    """Row maxima by NumPy, whose max is SIMD: a max reduction in Numba stays scalar (LLVM
+    will not vectorize it without fastmath's nnan, which the masks' -inf forbid); measured
+    0.5 ms against about 3 ms for (4096, 1000)."""
+    return np.max(x2, axis=1) if x2.shape[1] else np.zeros(x2.shape[0], x2.dtype)
+
+
 @kernel(parallel=True)
-def _softmax_rows(x, y, log):
+def _softmax_rows(x, y, maxima, log):
     R, C = x.shape
     for r in prange(R):
-        m = -np.inf
-        for c in range(C):
-            m = max(m, x[r, c])
+        m = maxima[r]
         if m == -np.inf:
             m = 0.0  # an all -inf row: exp gives zeros, not nan
         s = exp_shifted(x[r], m, y[r])
@@ -118,7 +123,8 @@ def softmax_forward(x: np.ndarray, dim: int, log: bool = False) -> np.ndarray:
     if x.size:
         x3, y3 = _as_oci(x, dim), _as_oci(y, dim)
         if x3.shape[2] == 1:
-            _softmax_rows(x3[:, :, 0], y3[:, :, 0], log)
+            rows = x3[:, :, 0]
+            _softmax_rows(rows, y3[:, :, 0], _row_max(rows), log)
         else:
             _softmax_strided(x3, y3, log)
     return y
@@ -151,21 +157,21 @@ _ROWS_PER_CHUNK = 64  # rows handled by one prange iteration, sharing one scratc
 
 
 @kernel(parallel=True)
-def _cross_entropy_forward(logits, target, weight, ignore_index, eps, loss, lse):
+def _cross_entropy_forward(logits, target, weight, ignore_index, eps, maxima, loss, lse):
     N, C = logits.shape
     for chunk in prange((N + _ROWS_PER_CHUNK - 1) // _ROWS_PER_CHUNK):
         scratch = np.empty(C, dtype=logits.dtype)
         for n in range(chunk * _ROWS_PER_CHUNK, min(N, (chunk + 1) * _ROWS_PER_CHUNK)):
-            _cross_entropy_row(logits, target, weight, ignore_index, eps, loss, lse, scratch, n)
+            _cross_entropy_row(
+                logits, target, weight, ignore_index, eps, maxima[n], loss, lse, scratch, n
+            )
 
 
 @kernel
-def _cross_entropy_row(logits, target, weight, ignore_index, eps, loss, lse, scratch, n):
-    C = logits.shape[1]
+def _cross_entropy_row(logits, target, weight, ignore_index, eps, m, loss, lse, scratch, n):
+    # m: the row's maximum, computed by NumPy (see _row_max)
     t = target[n]
-    m = -np.inf
-    for c in range(C):
-        m = max(m, logits[n, c])
+    C = logits.shape[1]
     s = exp_shifted(logits[n], m, scratch)
     row_lse = np.log(s) + m
     lse[n] = row_lse
@@ -197,9 +203,15 @@ def _cross_entropy_backward(logits, target, weight, ignore_index, eps, lse, grad
         g = grad[n]
         wt = (1.0 - eps) * weight[t]
         scale = g * (wt + eps / C * w_sum)
-        exp_shifted(logits[n], lse[n], dlogits[n])
-        for c in range(C):
-            dlogits[n, c] *= scale
+        if scale > 0.0 and abs(lse[n]) < 16.0:
+            # p * scale = exp(x - (lse - log scale)): one pass instead of two. Only for a
+            # moderate lse: the shifted value is rounded at lse's magnitude, which for
+            # logits near 1e4 would cost ~5e-4 relative; those take the exact two passes.
+            exp_shifted(logits[n], lse[n] - np.log(scale), dlogits[n])
+        else:
+            exp_shifted(logits[n], lse[n], dlogits[n])
+            for c in range(C):
+                dlogits[n, c] *= scale
         if eps > 0.0:
             for c in range(C):
                 dlogits[n, c] -= g * eps / C * weight[c]
@@ -238,7 +250,9 @@ def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_
     loss = np.empty(n, logits.dtype)
     lse = np.empty(n, logits.dtype)
     if n:
-        _cross_entropy_forward(logits, target, w, ignore_index, float(label_smoothing), loss, lse)
+        _cross_entropy_forward(
+            logits, target, w, ignore_index, float(label_smoothing), _row_max(logits), loss, lse
+        )
     return loss, lse
 
 

@@ -13,6 +13,10 @@ from __future__ import annotations
 import os
 
 import numba
+
+# Kernels call BLAS through SciPy's bundled library (np.dot inside Numba), NumPy through its
+# own: load SciPy's now, so that set_num_threads limits both.
+import scipy.linalg.cython_blas  # noqa: F401
 from threadpoolctl import threadpool_info, threadpool_limits
 
 KERNELS = os.environ.get("MINIGRAD_KERNELS", "numba").strip().lower()
