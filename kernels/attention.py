@@ -46,13 +46,17 @@ def _block(flat, rows, cols):
 
 
 @kernel
-def _scores(q_blk, k_blk, scale, mask, has_mask, causal, b, h, i0, j0, s):
-    """s (rows, cols) = q_blk @ k_blk^T * scale + mask, -inf at causally hidden positions."""
+def _scores(qs_blk, k_blk, mask, has_mask, causal, b, h, i0, j0, s):
+    """s (rows, cols) = qs_blk @ k_blk^T + mask, -inf at causally hidden positions.
+    qs_blk is the query block already multiplied by the scale, so blocks with neither a mask
+    nor the causal diagonal in them need no pass over s at all."""
     rows, cols = s.shape
-    np.dot(q_blk, k_blk.T, s)
+    np.dot(qs_blk, k_blk.T, s)
+    if not has_mask and not (causal and j0 + cols - 1 > i0):
+        return
     for r in range(rows):
         for c in range(cols):
-            value = s[r, c] * scale
+            value = s[r, c]
             if has_mask:
                 value += mask[
                     b % mask.shape[0],
@@ -76,7 +80,7 @@ def _attention_forward(q, k, v, mask, has_mask, causal, scale, BLOCK_Q, BLOCK_K,
         i0 = qb * BLOCK_Q
         i1 = min(T, i0 + BLOCK_Q)
         rows = i1 - i0
-        q_blk = q[b, h, i0:i1]
+        q_blk = q[b, h, i0:i1] * scale
         m = np.full(rows, -np.inf, dtype=q.dtype)
         l = np.zeros(rows, dtype=q.dtype)
         acc = np.zeros((rows, D), dtype=q.dtype)
@@ -89,7 +93,7 @@ def _attention_forward(q, k, v, mask, has_mask, causal, scale, BLOCK_Q, BLOCK_K,
             cols = j1 - j0
             s = _block(s_flat, rows, cols)
             p = _block(p_flat, rows, cols)
-            _scores(q_blk, k[b, h, j0:j1], scale, mask, has_mask, causal, b, h, i0, j0, s)
+            _scores(q_blk, k[b, h, j0:j1], mask, has_mask, causal, b, h, i0, j0, s)
             for r in range(rows):
                 block_max = -np.inf
                 for c in range(cols):
@@ -137,6 +141,7 @@ def _attention_backward(
         for i in range(T):
             for d in range(D):
                 dq[b, h, i, d] = 0.0
+        qs = q[b, h] * scale  # (T, D), scaled once for the score products
         s_flat = np.empty(BLOCK_Q * BLOCK_K, dtype=q.dtype)
         dp_flat = np.empty(BLOCK_Q * BLOCK_K, dtype=q.dtype)
         tmpk_flat = np.empty(BLOCK_K * D, dtype=q.dtype)
@@ -156,7 +161,7 @@ def _attention_backward(
                 rows = i1 - i0
                 q_blk, do_blk = q[b, h, i0:i1], dout[b, h, i0:i1]
                 p = _block(s_flat, rows, cols)
-                _scores(q_blk, k_blk, scale, mask, has_mask, causal, b, h, i0, j0, p)
+                _scores(qs[i0:i1], k_blk, mask, has_mask, causal, b, h, i0, j0, p)
                 for r in range(rows):  # P = exp(S - lse), 0 for fully masked rows
                     row_lse = lse[b, h, i0 + r]
                     if row_lse == -np.inf:
@@ -229,7 +234,8 @@ def _check(name, q, k, v, mask):
 def attention_forward(q, k, v, mask=None, is_causal=False, scale=None):
     """softmax(q k^T * scale + mask) v; returns (out, lse)."""
     mask4, has_mask = _check("scaled_dot_product_attention", q, k, v, mask)
-    scale = 1.0 / np.sqrt(q.shape[3]) if scale is None else float(scale)
+    # in the inputs' dtype: a float32 block times a Python float would become float64 in Numba
+    scale = q.dtype.type(1.0 / np.sqrt(q.shape[3]) if scale is None else scale)
     out = np.empty(q.shape, q.dtype)
     lse = np.empty(q.shape[:3], q.dtype)
     if q.size:
@@ -243,7 +249,8 @@ def attention_backward(q, k, v, out, lse, dout, mask=None, is_causal=False, scal
     """Gradients (dq, dk, dv) from the forward's out and lse, recomputing P block by block."""
     mask4, has_mask = _check("scaled_dot_product_attention_backward", q, k, v, mask)
     _validate.floats("scaled_dot_product_attention_backward", out=out, lse=lse, grad=dout)
-    scale = 1.0 / np.sqrt(q.shape[3]) if scale is None else float(scale)
+    # in the inputs' dtype: a float32 block times a Python float would become float64 in Numba
+    scale = q.dtype.type(1.0 / np.sqrt(q.shape[3]) if scale is None else scale)
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
     if q.size and k.size:
         bq, bk = _blocks(q.shape[2], k.shape[2])
