@@ -183,15 +183,20 @@ def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return out
 
 
+def _check_backward(x, w, dout, stride, padding, dilation, groups):
+    """conv2d's geometry, after checking dout against it (shared with the twin)."""
+    _validate.floats("conv2d_backward", input=x, weight=w, grad=dout)
+    geometry = _geometry("conv2d_backward", x, w, stride, padding, dilation, groups)
+    expected = (x.shape[0], w.shape[0]) + geometry[-1]
+    if dout.shape != expected:
+        raise ValueError(f"conv2d_backward: grad {dout.shape} does not match output {expected}")
+    return geometry
+
+
 def conv2d_backward(x, w, dout, stride=1, padding=0, dilation=1, groups=1, need=(True, True, True)):
     """Gradients (dx, dw, dbias) of conv2d; ``need`` skips the ones not wanted (None)."""
-    _validate.floats("conv2d_backward", input=x, weight=w, grad=dout)
-    k, s, p, d, (oh, ow) = _geometry("conv2d_backward", x, w, stride, padding, dilation, groups)
+    k, s, p, d, (oh, ow) = _check_backward(x, w, dout, stride, padding, dilation, groups)
     b, o = x.shape[0], w.shape[0]
-    if dout.shape != (b, o, oh, ow):
-        raise ValueError(
-            f"conv2d_backward: grad {dout.shape} does not match output {(b, o, oh, ow)}"
-        )
     if x.size and conv_winograd.applies(k, s, d, groups, x.shape[1], o, ow):
         dx, dw = conv_winograd.backward(x, w, dout, p, (oh, ow), need)
         return dx, dw, dout.sum(axis=(0, 2, 3)) if need[2] else None

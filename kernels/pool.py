@@ -304,6 +304,19 @@ def avg_pool2d_forward(
     return out
 
 
+def _check_avg_backward(grad, input_shape, kernel_size, stride, padding, ceil_mode):
+    """The geometry of avg_pool2d's backward, after checking grad against it (shared with the
+    twin)."""
+    _validate.floats("avg_pool2d_backward", grad=grad)
+    probe = np.empty((1, 1) + tuple(input_shape[2:]), grad.dtype)
+    k, s, p, d, (oh, ow) = _geometry(
+        "avg_pool2d_backward", probe, kernel_size, stride, padding, 1, ceil_mode
+    )
+    if grad.shape != tuple(input_shape[:2]) + (oh, ow):
+        raise ValueError(f"avg_pool2d_backward: grad {grad.shape} does not match output {(oh, ow)}")
+    return k, s, p, (oh, ow)
+
+
 def avg_pool2d_backward(
     grad,
     input_shape,
@@ -315,13 +328,9 @@ def avg_pool2d_backward(
     divisor_override=None,
 ):
     """dx of avg_pool2d: each output gradient spread evenly over its window."""
-    _validate.floats("avg_pool2d_backward", grad=grad)
-    probe = np.empty((1, 1) + tuple(input_shape[2:]), grad.dtype)
-    (kh, kw), (sh, sw), (ph, pw), _, (oh, ow) = _geometry(
-        "avg_pool2d_backward", probe, kernel_size, stride, padding, 1, ceil_mode
+    (kh, kw), (sh, sw), (ph, pw), _ = _check_avg_backward(
+        grad, input_shape, kernel_size, stride, padding, ceil_mode
     )
-    if grad.shape != tuple(input_shape[:2]) + (oh, ow):
-        raise ValueError(f"avg_pool2d_backward: grad {grad.shape} does not match output {(oh, ow)}")
     dx = np.empty(input_shape, grad.dtype)
     if dx.size:
         _avg_pool_backward(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels import _validate
-from kernels.conv import _geometry
+from kernels.conv import _check_backward, _geometry
 
 
 def _padded(x, p_tblr):
@@ -71,13 +71,8 @@ def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 def conv2d_backward(x, w, dout, stride=1, padding=0, dilation=1, groups=1, need=(True, True, True)):
-    _validate.floats("conv2d_backward", input=x, weight=w, grad=dout)
-    k, s, p, d, (oh, ow) = _geometry("conv2d_backward", x, w, stride, padding, dilation, groups)
+    k, s, p, d, (oh, ow) = _check_backward(x, w, dout, stride, padding, dilation, groups)
     b, o = x.shape[0], w.shape[0]
-    if dout.shape != (b, o, oh, ow):
-        raise ValueError(
-            f"conv2d_backward: grad {dout.shape} does not match output {(b, o, oh, ow)}"
-        )
     dg = dout.transpose(1, 0, 2, 3).reshape(groups, o // groups, b * oh * ow)
     wg = w.reshape(groups, o // groups, -1)
     dx = (

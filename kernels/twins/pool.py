@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels import _validate
-from kernels.pool import _adaptive_size, _divisor, _geometry
+from kernels.pool import _adaptive_size, _check_avg_backward, _divisor, _geometry
 
 
 def _offsets(k, s, p, d, size, out):
@@ -93,13 +93,9 @@ def avg_pool2d_backward(
     count_include_pad=True,
     divisor_override=None,
 ):
-    _validate.floats("avg_pool2d_backward", grad=grad)
-    probe = np.empty((1, 1) + tuple(input_shape[2:]), grad.dtype)
-    k, s, p, _, (oh, ow) = _geometry(
-        "avg_pool2d_backward", probe, kernel_size, stride, padding, 1, ceil_mode
+    k, s, p, (oh, ow) = _check_avg_backward(
+        grad, input_shape, kernel_size, stride, padding, ceil_mode
     )
-    if grad.shape != tuple(input_shape[:2]) + (oh, ow):
-        raise ValueError(f"avg_pool2d_backward: grad {grad.shape} does not match output {(oh, ow)}")
     h, w = input_shape[2:]
     (h0, h1), (w0, w1), n = _avg_divisors(
         h, w, oh, ow, k, s, p, count_include_pad, _divisor("avg_pool2d_backward", divisor_override)
