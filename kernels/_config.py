@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from numba import njit
+from numba.extending import overload
 
 # Numba's parallel kernels and OpenBLAS run in turns (im2col, then GEMM). With OpenMP's
 # default busy-waiting, the idle pool keeps spinning on the cores the other one needs: on
@@ -31,3 +32,9 @@ def kernel(fn=None, *, parallel: bool = False):
         cache=True, fastmath=set(FASTMATH), error_model="numpy", parallel=parallel, nogil=True
     )
     return decorate if fn is None else decorate(fn)
+
+
+def inlined_overload(fn):
+    """``@inlined_overload(stub)``: a Numba overload with the project's fastmath flags, inlined
+    into each kernel that calls it (see kernels/_math.py for why inlining matters)."""
+    return overload(fn, fastmath=set(FASTMATH), inline="always")

@@ -26,9 +26,8 @@ import warnings
 import numpy as np
 from numba import types
 from numba.core.errors import NumbaIRAssumptionWarning
-from numba.extending import overload
 
-from kernels._config import FASTMATH
+from kernels._config import inlined_overload
 
 
 def exp_shifted(x, shift, out):
@@ -105,7 +104,7 @@ warnings.filterwarnings(
 )
 
 
-@overload(exp_shifted, fastmath=set(FASTMATH), inline="always")
+@inlined_overload(exp_shifted)
 def _exp_shifted_overload(x, shift, out):
     if not isinstance(out, types.Array) or out.layout != "C":
         return None
