@@ -60,9 +60,24 @@ def exercise(dtype) -> None:
 
 
 def main() -> int:
+    import numba
+
+    from kernels import _config
+
     start = time.perf_counter()
-    for dtype in (np.float32, np.float64):
-        exercise(dtype)
+    threshold = _config.PARALLEL_MIN_ELEMENTS
+    try:
+        # Every parallel kernel has a serial and a parallel build (kernels/_config.py): the
+        # tiny inputs below reach the serial ones, and with the threshold at 0 (and more than
+        # one thread, where the machine has them) the parallel ones.
+        for minimum in (threshold, 0):
+            _config.PARALLEL_MIN_ELEMENTS = minimum
+            if minimum == 0 and numba.config.NUMBA_NUM_THREADS > 1:
+                numba.set_num_threads(2)
+            for dtype in (np.float32, np.float64):
+                exercise(dtype)
+    finally:
+        _config.PARALLEL_MIN_ELEMENTS = threshold
     seconds = time.perf_counter() - start
     where = os.environ.get("NUMBA_CACHE_DIR", "Numba's default (__pycache__ beside each file)")
     print(

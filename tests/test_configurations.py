@@ -51,4 +51,4 @@ def test_backend_reports_the_numpy_twins_when_asked():
 def test_kernels_run_without_jit():
     result = run_pytest(["tests/kernels/test_small_selection.py"], NUMBA_DISABLE_JIT="1")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "6 passed" in result.stdout
+    assert "7 passed" in result.stdout
