@@ -7,6 +7,8 @@ Cross-entropy works on logits (N, C) with integer targets (N,).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import prange
 
@@ -16,8 +18,8 @@ from kernels._math import exp_shifted
 
 
 def _as_oci(x: np.ndarray, dim: int) -> np.ndarray:
-    o = int(np.prod(x.shape[:dim], dtype=np.int64))
-    i = int(np.prod(x.shape[dim + 1 :], dtype=np.int64))
+    o = math.prod(x.shape[:dim])
+    i = math.prod(x.shape[dim + 1 :])
     return x.reshape(o, x.shape[dim], i)
 
 

@@ -6,6 +6,7 @@ back: reshape it back, permute it back, sum what expand copied, cut out what pad
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -31,7 +32,7 @@ class Reshape(Function):
 def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
     """The same elements in a new shape (one size may be -1, inferred)."""
     shape = tuple(int(n) for n in shape)
-    known = int(np.prod([n for n in shape if n != -1]))
+    known = math.prod(n for n in shape if n != -1)
     if shape.count(-1) > 1 or any(n < -1 for n in shape):
         raise ValueError(f"reshape: invalid shape {shape}")
     if (shape.count(-1) == 0 and known != x.data.size) or (
@@ -150,7 +151,7 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     s, e = normalize_dim(start_dim, x.ndim, "flatten"), normalize_dim(end_dim, x.ndim, "flatten")
     if s > e:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-    merged = int(np.prod(x.shape[s : e + 1]))
+    merged = math.prod(x.shape[s : e + 1])
     return reshape(x, x.shape[:s] + (merged,) + x.shape[e + 1 :])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,7 @@ def layer_norm(
         raise ValueError(
             f"layer_norm: input of shape {input.shape} does not end in normalized_shape {shape}"
         )
-    d = int(np.prod(shape))
+    d = math.prod(shape)
     inputs = [reshape(input, (-1, d)) if input.data.size else reshape(input, (0, d))]
     for label, p in (("weight", weight), ("bias", bias)):
         if p is not None:

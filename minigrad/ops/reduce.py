@@ -7,6 +7,7 @@ broadcasts against the input.
 
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 from typing import Any
 
@@ -71,7 +72,7 @@ def mean(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     """Mean over ``dim``: the sum divided by the number of elements reduced."""
     x = _floating(x)
     dims = normalize_dims(dim, x.ndim, "mean")
-    count = int(np.prod([x.shape[d] for d in dims])) if dims else 1
+    count = math.prod(x.shape[d] for d in dims)
     if count == 0:
         raise ValueError(f"mean: reducing dims {dims} of shape {x.shape} averages no elements")
     return sum(x, dims, keepdim) / count
@@ -179,7 +180,7 @@ def var(x: Tensor, dim: Any = None, keepdim: bool = False, correction: int = 1) 
     """Variance over ``dim``, dividing by N - correction (1: unbiased, as PyTorch's default)."""
     x = _floating(x)
     dims = normalize_dims(dim, x.ndim, "var")
-    n = int(np.prod([x.shape[d] for d in dims])) if dims else 1
+    n = math.prod(x.shape[d] for d in dims)
     if n - correction <= 0:
         raise ValueError(
             f"var: {n} element(s) along dims {dims} of shape {x.shape} is too few for "
