@@ -54,6 +54,7 @@ from minigrad.dtypes import (
 from minigrad.dtypes import (
     int32 as int,
 )
+from minigrad.io import load, save
 from minigrad.ops import (
     abs,
     allclose,
