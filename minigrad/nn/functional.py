@@ -7,6 +7,8 @@ softmax, cross-entropy, layer_norm, attention) run the kernels chosen in
 
 from __future__ import annotations
 
+from minigrad import dtypes, random
+from minigrad.autograd import no_grad
 from minigrad.ops import (
     adaptive_avg_pool2d,
     avg_pool1d,
@@ -25,11 +27,15 @@ from minigrad.ops import (
     softmax,
     tanh,
 )
-from minigrad.ops.common import operands
+from minigrad.ops.common import as_tensor, operands
+from minigrad.ops.indexing import getitem, where
 from minigrad.ops.matmul import matmul
 from minigrad.tensor import Tensor
 
 __all__ = [
+    "batch_norm",
+    "dropout",
+    "embedding",
     "adaptive_avg_pool2d",
     "avg_pool1d",
     "avg_pool2d",
@@ -64,3 +70,84 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         )
     out = matmul(x, w.mT)
     return out if bias is None else out + bias
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
+    """Inverted dropout: zero each element with probability ``p`` and scale the rest by
+    1 / (1 - p), so the expected value is unchanged; the identity when not training."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    keep = random.rng(generator).random(input.shape) >= p
+    return input * Tensor._from_array((keep / (1.0 - p)).astype(input.dtype))
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of ``weight`` (num_embeddings, dim) at the integer indices ``input`` (any shape);
+    rows read at ``padding_idx`` get no gradient, as in PyTorch."""
+    idx = as_tensor(input)
+    if not dtypes.is_integer(idx.dtype):
+        raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
+    n = weight.shape[0]
+    if idx.data.size and (idx.data.min() < 0 or idx.data.max() >= n):
+        raise IndexError(
+            f"embedding: index {int(idx.data.max() if idx.data.max() >= n else idx.data.min())} "
+            f"is out of range for {n} embeddings"
+        )
+    rows = getitem(weight, idx.data)
+    if padding_idx is None:
+        return rows
+    keep = Tensor._from_array((idx.data != padding_idx)[..., None])
+    return where(keep, rows, rows.detach())
+
+
+def batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalise each channel (dim 1) over the batch and any spatial dims, as PyTorch.
+
+    Training: batch statistics (biased variance), and the running statistics, if given, move
+    by ``momentum`` towards the batch mean and the unbiased variance. Evaluation: the
+    running statistics."""
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected input (B, C, ...), got {input.shape}")
+    c = input.shape[1]
+    dims = (0,) + tuple(range(2, input.ndim))
+    shape = (1, c) + (1,) * (input.ndim - 2)
+    if training:
+        count = input.data.size // c
+        if count < 2:
+            raise ValueError(
+                "batch_norm: training needs more than one value per channel, got input "
+                f"{input.shape}"
+            )
+        mean = input.mean(dims, keepdim=True)
+        var = input.var(dims, keepdim=True, correction=0)
+        if running_mean is not None and running_var is not None:
+            with no_grad():
+                running_mean.data[...] = (
+                    1 - momentum
+                ) * running_mean.data + momentum * mean.data.reshape(c)
+                unbiased = var.data.reshape(c) * count / (count - 1)
+                running_var.data[...] = (1 - momentum) * running_var.data + momentum * unbiased
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: evaluation needs running_mean and running_var")
+        mean = running_mean.reshape(shape)
+        var = running_var.reshape(shape)
+    out = (input - mean) / (var + eps).sqrt()
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
