@@ -22,6 +22,8 @@ with every key masked gets output 0 (and gradient 0) rather than NaN.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numba
 import numpy as np
 from numba import prange
@@ -194,15 +196,7 @@ def _single_threaded_blas():
     """The kernels call BLAS from inside their own parallel loop: with more than one Numba
     thread, each of those BLAS calls must run on one thread, or the two pools oversubscribe
     the cores (and OpenBLAS, built for pthreads, warns that it may hang inside OpenMP)."""
-    return _BLAS.limit(limits=1, user_api="blas") if numba.get_num_threads() > 1 else _nothing()
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    return _BLAS.limit(limits=1, user_api="blas") if numba.get_num_threads() > 1 else nullcontext()
 
 
 def _check(name, q, k, v, mask):

@@ -8,8 +8,7 @@ import numpy as np
 
 from minigrad import backend
 from minigrad.autograd import Function
-from minigrad.ops.common import as_tensor, operands, require_float
-from minigrad.ops.conv import contiguous
+from minigrad.ops.common import as_tensor, contiguous, operands, require_float
 from minigrad.ops.movement import squeeze, unsqueeze
 from minigrad.ops.spec import OpSpec, Sample, fixed, register, values
 from minigrad.tensor import Tensor

@@ -24,6 +24,11 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (numbers.Number, np.generic)) and not isinstance(x, complex)
 
 
+def contiguous(a: np.ndarray) -> np.ndarray:
+    """``a`` itself if C-contiguous (kernels require it), else a contiguous copy."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
 def operands(a: Any, b: Any) -> tuple[Tensor, Tensor]:
     """Two operands as tensors of one dtype, casting (differentiably) where they differ.
 

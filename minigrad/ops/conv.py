@@ -8,14 +8,10 @@ import numpy as np
 
 from minigrad import backend, dtypes
 from minigrad.autograd import Function
-from minigrad.ops.common import as_tensor, operands
+from minigrad.ops.common import as_tensor, contiguous, operands
 from minigrad.ops.movement import squeeze, unsqueeze
 from minigrad.ops.spec import OpSpec, Sample, fixed, register, values
 from minigrad.tensor import Tensor
-
-
-def contiguous(a: np.ndarray) -> np.ndarray:
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
 class Conv2d(Function):

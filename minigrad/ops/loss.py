@@ -8,8 +8,7 @@ import numpy as np
 
 from minigrad import backend, dtypes
 from minigrad.autograd import Function
-from minigrad.ops.common import as_tensor, require_float
-from minigrad.ops.conv import contiguous
+from minigrad.ops.common import as_tensor, contiguous, require_float
 from minigrad.ops.indexing import gather, where
 from minigrad.ops.movement import permute, reshape, squeeze, unsqueeze
 from minigrad.ops.reduce import log_softmax, sum
@@ -133,14 +132,8 @@ def _cross_entropy_probabilities(input, target, w, reduction, smoothing):
     if w is not None:
         logp = logp * Tensor._from_array(w.reshape((c,) + (1,) * (input.ndim - 2)))
     losses = -sum(p * logp, 1 if input.ndim > 1 else 0)
-    if reduction not in _REDUCTIONS:
-        raise ValueError(
-            f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}"
-        )
-    if reduction == "none":
-        return losses
-    total = sum(losses)
-    return total if reduction == "sum" else total / max(losses.data.size, 1)
+    # 'mean' divides by the number of rows (PyTorch ignores weights here)
+    return _reduce("cross_entropy", losses, float(losses.data.size), reduction, losses.shape)
 
 
 def nll_loss(

@@ -8,8 +8,8 @@ import numpy as np
 
 from minigrad import backend
 from minigrad.autograd import Function
-from minigrad.ops.common import require_float
-from minigrad.ops.conv import _pair_1d, contiguous
+from minigrad.ops.common import contiguous, require_float
+from minigrad.ops.conv import _pair_1d
 from minigrad.ops.movement import squeeze, unsqueeze
 from minigrad.ops.spec import OpSpec, register, unary
 from minigrad.tensor import Tensor

@@ -15,7 +15,7 @@ import numpy as np
 
 from minigrad import backend, dtypes
 from minigrad.autograd import Function
-from minigrad.ops.common import normalize_dim, normalize_dims
+from minigrad.ops.common import contiguous, normalize_dim, normalize_dims
 from minigrad.ops.elementwise import cast, sqrt
 from minigrad.ops.spec import OpSpec, register, unary
 from minigrad.tensor import Tensor
@@ -263,16 +263,12 @@ register(
 )
 
 
-def _contiguous(a: np.ndarray) -> np.ndarray:
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
-
-
 class Softmax(Function):
     # Forward and first-order backward run the fused kernels (minigrad/backend.py); under
     # create_graph the backward is the formula below on Tensors, so it stays differentiable.
     @staticmethod
     def forward(ctx, x, dim):
-        y = backend.softmax.softmax_forward(_contiguous(x), dim)
+        y = backend.softmax.softmax_forward(contiguous(x), dim)
         ctx.save_for_backward(y)
         ctx.dim = dim
         return y
@@ -281,7 +277,7 @@ class Softmax(Function):
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
         if not ctx._create_graph:
-            return backend.softmax.softmax_backward(y, _contiguous(grad), ctx.dim)
+            return backend.softmax.softmax_backward(y, contiguous(grad), ctx.dim)
         # The Jacobian of softmax is diag(y) - y y^T; applied to grad without forming it:
         return y * (grad - ctx.xp.sum(grad * y, ctx.dim, True))
 
@@ -296,7 +292,7 @@ def softmax(x: Tensor, dim: int) -> Tensor:
 class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
-        y = backend.softmax.softmax_forward(_contiguous(x), dim, log=True)
+        y = backend.softmax.softmax_forward(contiguous(x), dim, log=True)
         ctx.save_for_backward(y)
         ctx.dim = dim
         return y
@@ -305,7 +301,7 @@ class LogSoftmax(Function):
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
         if not ctx._create_graph:
-            return backend.softmax.softmax_backward(y, _contiguous(grad), ctx.dim, log=True)
+            return backend.softmax.softmax_backward(y, contiguous(grad), ctx.dim, log=True)
         return grad - ctx.xp.exp(y) * ctx.xp.sum(grad, ctx.dim, True)
 
 
