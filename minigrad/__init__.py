@@ -67,6 +67,7 @@ from minigrad.ops import (
     clamp,
     clone,
     cos,
+    erf,
     exp,
     flatten,
     gather,

@@ -146,6 +146,19 @@ class Module:
             if module is not None:
                 yield name, module
 
+    def get_submodule(self, target: str) -> Module:
+        """The submodule at the dotted path ``target`` ('' is the module itself)."""
+        module = self
+        for part in target.split(".") if target else []:
+            child = module._modules.get(part)
+            if child is None:
+                raise AttributeError(
+                    f"get_submodule: {type(module).__name__} has no submodule {part!r} "
+                    f"(looking up {target!r})"
+                )
+            module = child
+        return module
+
     def children(self) -> Iterator[Module]:
         for _, m in self.named_children():
             yield m

@@ -7,9 +7,11 @@ backward calls ``unbroadcast`` to sum the gradient back to each input's shape.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
+import scipy.special
 
 from minigrad import dtypes
 from minigrad.autograd import Function, unbroadcast
@@ -440,6 +442,189 @@ def tanh(x: Tensor) -> Tensor:
 
 
 register(OpSpec("tanh", tanh, np.tanh, unary()))
+
+
+class LeakyRelu(Function):
+    @staticmethod
+    def forward(ctx, x, negative_slope):
+        positive = x > 0
+        ctx.save_for_backward(positive)
+        ctx.slope = negative_slope
+        return np.where(positive, x, x * negative_slope)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (positive,) = ctx.saved_tensors
+        return ctx.xp.where(positive, grad, grad * ctx.slope)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, negative_slope * x elsewhere (gradient negative_slope at 0)."""
+    return LeakyRelu.apply(x, negative_slope=float(negative_slope))
+
+
+register(
+    OpSpec(
+        "leaky_relu",
+        leaky_relu,
+        lambda x, negative_slope=0.01: np.where(x > 0, x, negative_slope * x),
+        unary(avoid=(0.0,), kwargs=({}, {"negative_slope": 0.2})),
+    )
+)
+
+
+class Elu(Function):
+    @staticmethod
+    def forward(ctx, x, alpha):
+        positive = x > 0
+        ctx.save_for_backward(positive, x)
+        ctx.alpha = alpha
+        return np.where(positive, x, alpha * np.expm1(np.minimum(x, 0)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        positive, x = ctx.saved_tensors  # d/dx alpha (e^x - 1) = alpha e^x
+        xp = ctx.xp
+        return xp.where(positive, grad, grad * ctx.alpha * xp.exp(xp.where(positive, 0, x)))
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x where x > 0, alpha * (exp(x) - 1) elsewhere."""
+    return Elu.apply(x, alpha=float(alpha))
+
+
+register(
+    OpSpec(
+        "elu",
+        elu,
+        lambda x, alpha=1.0: np.where(x > 0, x, alpha * (np.exp(x) - 1)),
+        unary(avoid=(0.0,), kwargs=({}, {"alpha": 0.5})),
+    )
+)
+
+
+_SQRT_2 = math.sqrt(2.0)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+class Erf(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return scipy.special.erf(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors  # d erf(x)/dx = 2/sqrt(pi) e^(-x^2)
+        return grad * (2.0 / math.sqrt(math.pi)) * ctx.xp.exp(-(x * x))
+
+
+def erf(x: Tensor) -> Tensor:
+    """The error function, 2/sqrt(pi) * integral of e^(-t^2) from 0 to x."""
+    return Erf.apply(x)
+
+
+register(OpSpec("erf", erf, np.vectorize(math.erf), unary()))
+
+
+class Gelu(Function):
+    @staticmethod
+    def forward(ctx, x, approximate):
+        ctx.save_for_backward(x)
+        ctx.approximate = approximate
+        if approximate == "tanh":
+            return 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
+        return 0.5 * x * (1 + scipy.special.erf(x / _SQRT_2))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        xp = ctx.xp
+        if ctx.approximate == "tanh":
+            t = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
+            du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+            return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
+        cdf = 0.5 * (1 + xp.erf(x / _SQRT_2))  # d/dx x Phi(x) = Phi(x) + x phi(x)
+        pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
+        return grad * (cdf + x * pdf)
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x), Phi the standard normal CDF; approximate='tanh' uses
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as PyTorch."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return Gelu.apply(x, approximate=approximate)
+
+
+def _np_gelu(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    return 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+
+
+register(OpSpec("gelu", gelu, _np_gelu, unary(kwargs=({}, {"approximate": "tanh"}))))
+
+
+class Silu(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * (0.5 * (1 + np.tanh(0.5 * x)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors  # d/dx x s(x) = s(x) (1 + x (1 - s(x)))
+        s = ctx.xp.sigmoid(x)
+        return grad * s * (1 + x * (1 - s))
+
+
+def silu(x: Tensor) -> Tensor:
+    """x * sigmoid(x) (also called swish)."""
+    return Silu.apply(x)
+
+
+register(OpSpec("silu", silu, lambda x: x / (1 + np.exp(-x)), unary()))
+
+
+class Softplus(Function):
+    @staticmethod
+    def forward(ctx, x, beta, threshold):
+        bx = x * beta
+        linear = bx > threshold
+        ctx.save_for_backward(linear, x)
+        ctx.beta = beta
+        return np.where(linear, x, np.logaddexp(0, bx) / beta)
+
+    @staticmethod
+    def backward(ctx, grad):
+        linear, x = ctx.saved_tensors
+        return ctx.xp.where(linear, grad, grad * ctx.xp.sigmoid(x * ctx.beta))
+
+
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta * x)) / beta, computed without overflow; x itself where
+    beta * x > threshold, as PyTorch."""
+    if beta <= 0:
+        raise ValueError(f"softplus: beta must be positive, got {beta}")
+    return Softplus.apply(x, beta=float(beta), threshold=float(threshold))
+
+
+register(
+    OpSpec(
+        "softplus",
+        softplus,
+        lambda x, beta=1.0, threshold=20.0: np.where(
+            beta * x > threshold, x, np.log1p(np.exp(beta * x)) / beta
+        ),
+        unary(
+            domain=(-3, 3),
+            avoid=(1.5,),
+            kwargs=({}, {"beta": 2.0}, {"beta": 2.0, "threshold": 3.0}),
+        ),
+    )
+)
 
 
 # -- dtype casts and copies ----------------------------------------------------------------

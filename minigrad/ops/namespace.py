@@ -10,6 +10,7 @@ The two classes list the same functions with the same signatures, side by side.
 from __future__ import annotations
 
 import numpy as np
+import scipy.special
 
 from minigrad import ops
 from minigrad.ops.indexing import accumulate_into_zeros, normalize_index
@@ -22,6 +23,8 @@ class numpy_ops:
     log = staticmethod(np.log)
     sin = staticmethod(np.sin)
     cos = staticmethod(np.cos)
+    tanh = staticmethod(np.tanh)
+    erf = staticmethod(scipy.special.erf)
     matmul = staticmethod(np.matmul)
     where = staticmethod(np.where)
     reshape = staticmethod(np.reshape)
@@ -31,6 +34,10 @@ class numpy_ops:
     @staticmethod
     def sum(x, axis, keepdims):
         return np.sum(x, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def sigmoid(x):
+        return 0.5 * (1 + np.tanh(0.5 * x))
 
     @staticmethod
     def mT(x):
@@ -52,6 +59,9 @@ class tensor_ops:
     log = staticmethod(ops.log)
     sin = staticmethod(ops.sin)
     cos = staticmethod(ops.cos)
+    tanh = staticmethod(ops.tanh)
+    erf = staticmethod(ops.erf)
+    sigmoid = staticmethod(ops.sigmoid)
     matmul = staticmethod(ops.matmul)
     where = staticmethod(ops.where)
     reshape = staticmethod(ops.reshape)

@@ -237,3 +237,25 @@ def gradgradcheck(
         raise_exception,
         n_directions,
     )
+
+
+def gradcheck_module(
+    module: Any,
+    inputs: Sequence[Any],
+    mode: str = "full",
+    **kwargs: Any,
+) -> bool:
+    """gradcheck of a whole ``minigrad.nn.Module``: the gradients of its output with respect
+    to every float64 input that requires grad *and* to every parameter (a float64 module:
+    call ``.double()`` first). Runs the module as it is (set ``eval()`` or dropout 0 for a
+    deterministic function). Other keywords go to ``gradcheck``."""
+    from minigrad.nn.utils import functional_call
+
+    inputs = list(_as_tuple(inputs) if not isinstance(inputs, list) else inputs)
+    names, params = zip(*module.named_parameters()) if list(module.parameters()) else ((), ())
+    n = len(inputs)
+
+    def call(*args: Any) -> Any:
+        return functional_call(module, dict(zip(names, args[n:])), tuple(args[:n]))
+
+    return gradcheck(call, inputs + list(params), mode=mode, **kwargs)

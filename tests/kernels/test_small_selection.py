@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels import attention, conv, layer_norm, matmul, pool, softmax
+from kernels import attention, conv, layer_norm, matmul, pool, rnn, softmax
 from kernels.twins import attention as t_attention
 from kernels.twins import conv as t_conv
 from kernels.twins import layer_norm as t_layer_norm
 from kernels.twins import matmul as t_matmul
 from kernels.twins import pool as t_pool
+from kernels.twins import rnn as t_rnn
 from kernels.twins import softmax as t_softmax
 
 rng = np.random.default_rng(0)
@@ -105,3 +106,32 @@ def test_parallel_builds_match_the_serial_ones(monkeypatch):
             check()
     finally:
         numba.set_num_threads(previous)
+
+
+def test_lstm_and_gru():
+    t, b, i, h = 3, 2, 2, 3
+    x, h0, c0 = (
+        rng.standard_normal((t, b, i)),
+        rng.standard_normal((b, h)),
+        rng.standard_normal((b, h)),
+    )
+    w_ih, w_hh, bias = (
+        rng.standard_normal((4 * h, i)),
+        rng.standard_normal((4 * h, h)),
+        rng.standard_normal(4 * h),
+    )
+    out = rnn.lstm_forward(x, h0, c0, w_ih, w_hh, bias)
+    close(out, t_rnn.lstm_forward(x, h0, c0, w_ih, w_hh, bias))
+    g = rng.standard_normal(out[0].shape)
+    close(
+        rnn.lstm_backward(x, h0, c0, w_ih, w_hh, *out, g),
+        t_rnn.lstm_backward(x, h0, c0, w_ih, w_hh, *out, g),
+    )
+    w_ih, w_hh, b_ih, b_hh = w_ih[: 3 * h], w_hh[: 3 * h], bias[: 3 * h], bias[h:]
+    out = rnn.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh)
+    close(out, t_rnn.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh))
+    g = rng.standard_normal(out[0].shape)
+    close(
+        rnn.gru_backward(x, h0, w_ih, w_hh, *out, g),
+        t_rnn.gru_backward(x, h0, w_ih, w_hh, *out, g),
+    )

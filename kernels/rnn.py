@@ -1,0 +1,309 @@
+"""LSTM and GRU over a whole sequence: the recurrence and its gates fused, forward and backward.
+
+T time, B batch, H hidden size, G = 4H (LSTM) or 3H (GRU) gate rows, in PyTorch's order.
+
+x (T, B, I) input, w_ih (G, I), w_hh (G, H), biases (G,).
+
+The input projection of every step, ``xw = x @ w_ih.T`` (T, B, G), does not depend on the
+recurrence, so it is one large matmul (BLAS) for all steps. What is left is inherently
+sequential: one small matmul with ``w_hh`` per step and the gate arithmetic, which these
+kernels fuse into one pass over each step's (B, G) block (biases included) instead of
+NumPy's dozen temporaries.
+
+LSTM (gates i, f, g, o; b = b_ih + b_hh, since both are added at every step):
+    i, f, o = sigmoid(xw[t] + b + h @ w_hh.T)[i, f, o rows];  g = tanh(...)[g rows]
+    c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)
+GRU (gates r, z, n; b_hh stays separate because r multiplies its n part):
+    gi = xw[t] + b_ih;  gh = h @ w_hh.T + b_hh
+    r = sigmoid(gi_r + gh_r);  z = sigmoid(gi_z + gh_z);  n = tanh(gi_n + r * gh_n)
+    h_t = (1 - z) * n + z * h_{t-1}
+
+Backward walks the steps in reverse. Each step's gate gradient is also the gradient of its
+pre-activation, so the weight gradients are large matmuls at the end, over all steps at once
+(dW_ih = dgates.T @ x, dW_hh = dgates.T @ h_{t-1}; for the LSTM one matmul gives both).
+
+sigmoid and tanh use ``exp_shifted`` (kernels/_math.py), which vectorizes, on a buffer of
+arguments: sigmoid(v) = 1 / (1 + e^-v), tanh(v) = 2 / (1 + e^-2v) - 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kernels import _validate
+from kernels._config import kernel
+from kernels._math import exp_shifted
+
+# Each kernel takes ``one``, 1 in the arrays' dtype: a Python float literal would make every
+# float32 expression float64 (NumPy's promotion), which measured 2.8 ms against 2.1 ms for the
+# LSTM forward's gate arithmetic at T=64, B=32, H=128. Loops run over 1-D row views, one simple
+# operation per loop, which LLVM vectorizes (2.1 ms -> 1.0 ms).
+
+
+@kernel
+def _lstm_forward(xw, h0, c0, w_hh_t, bias, hc, gates, tanh_c, one):
+    # xw (T, B, 4H), h0 c0 (B, H), w_hh_t (H, 4H), bias (4H,) -> hc (2, T, B, H) = h and c
+    # of each step, gates (T, B, 4H) after their activations, tanh_c (T, B, H)
+    T, B, G = xw.shape
+    H = G // 4
+    two = one + one
+    pre = np.empty((B, G), xw.dtype)
+    arg = np.empty(G, xw.dtype)
+    e = np.empty(G, xw.dtype)
+    arg_c = np.empty(H, xw.dtype)
+    e_c = np.empty(H, xw.dtype)
+    for t in range(T):
+        hp = h0 if t == 0 else hc[0, t - 1]
+        cp = c0 if t == 0 else hc[1, t - 1]
+        np.dot(hp, w_hh_t, pre)
+        for b in range(B):
+            p, x, gr, c_prev = pre[b], xw[t, b], gates[t, b], cp[b]
+            h_out, c_out, tc_out = hc[0, t, b], hc[1, t, b], tanh_c[t, b]
+            for k in range(G):
+                arg[k] = -(p[k] + x[k] + bias[k])
+            for k in range(2 * H, 3 * H):  # the g rows: tanh, so e^-2v
+                arg[k] *= two
+            exp_shifted(arg, 0.0, e)
+            for k in range(G):
+                gr[k] = one / (one + e[k])
+            for k in range(2 * H, 3 * H):
+                gr[k] = two * gr[k] - one
+            for j in range(H):
+                c = gr[H + j] * c_prev[j] + gr[j] * gr[2 * H + j]
+                c_out[j] = c
+                arg_c[j] = -two * c
+            exp_shifted(arg_c, 0.0, e_c)
+            for j in range(H):
+                tc = two / (one + e_c[j]) - one
+                tc_out[j] = tc
+                h_out[j] = gr[3 * H + j] * tc
+
+
+@kernel
+def _lstm_backward(c0, w_hh, hc, gates, tanh_c, dhc, dxw, dh, dc, db, one):
+    # dhc (2, T, B, H): gradients reaching each step's h and c from outside the recurrence.
+    # dxw (T, B, 4H) out; dh, dc (B, H) and db (4H,) zero on entry, the gradients of h0, c0
+    # and the bias on exit.
+    T, B, G = gates.shape
+    H = G // 4
+    dht = np.empty(H, gates.dtype)
+    dct = np.empty(H, gates.dtype)
+    for t in range(T - 1, -1, -1):
+        cp = c0 if t == 0 else hc[1, t - 1]
+        for b in range(B):
+            gr, tc, c_prev, d = gates[t, b], tanh_c[t, b], cp[b], dxw[t, b]
+            i, f, g, o = gr[:H], gr[H : 2 * H], gr[2 * H : 3 * H], gr[3 * H :]
+            di, df, dg, do = d[:H], d[H : 2 * H], d[2 * H : 3 * H], d[3 * H :]
+            dh_out, dc_out, dh_b, dc_b = dhc[0, t, b], dhc[1, t, b], dh[b], dc[b]
+            for j in range(H):
+                dht[j] = dh_out[j] + dh_b[j]
+            for j in range(H):
+                dct[j] = dc_out[j] + dc_b[j] + dht[j] * o[j] * (one - tc[j] * tc[j])
+            for j in range(H):
+                di[j] = dct[j] * g[j] * i[j] * (one - i[j])
+            for j in range(H):
+                df[j] = dct[j] * c_prev[j] * f[j] * (one - f[j])
+            for j in range(H):
+                dg[j] = dct[j] * i[j] * (one - g[j] * g[j])
+            for j in range(H):
+                do[j] = dht[j] * tc[j] * o[j] * (one - o[j])
+            for j in range(H):
+                dc_b[j] = dct[j] * f[j]
+            for k in range(G):
+                db[k] += d[k]
+        np.dot(dxw[t], w_hh, dh)
+
+
+@kernel
+def _gru_forward(xw, h0, w_hh_t, b_ih, b_hh, hs, gates, hn, one):
+    # xw (T, B, 3H), h0 (B, H), w_hh_t (H, 3H), b_ih b_hh (3H,) -> hs (T, B, H),
+    # gates (T, B, 3H) = r, z, n after activation, hn (T, B, H) = the n rows of gh
+    T, B, G = xw.shape
+    H = G // 3
+    two = one + one
+    pre = np.empty((B, G), xw.dtype)
+    arg_rz = np.empty(2 * H, xw.dtype)
+    e_rz = np.empty(2 * H, xw.dtype)
+    arg_n = np.empty(H, xw.dtype)
+    e_n = np.empty(H, xw.dtype)
+    for t in range(T):
+        hp = h0 if t == 0 else hs[t - 1]
+        np.dot(hp, w_hh_t, pre)
+        for b in range(B):
+            p, x, gr, hn_out, h_prev, h_out = (
+                pre[b],
+                xw[t, b],
+                gates[t, b],
+                hn[t, b],
+                hp[b],
+                hs[t, b],
+            )
+            for k in range(2 * H):
+                arg_rz[k] = -(p[k] + b_hh[k] + x[k] + b_ih[k])
+            exp_shifted(arg_rz, 0.0, e_rz)
+            for k in range(2 * H):
+                gr[k] = one / (one + e_rz[k])
+            for j in range(H):
+                n_part = p[2 * H + j] + b_hh[2 * H + j]
+                hn_out[j] = n_part
+                arg_n[j] = -two * (x[2 * H + j] + b_ih[2 * H + j] + gr[j] * n_part)
+            exp_shifted(arg_n, 0.0, e_n)
+            for j in range(H):
+                n = two / (one + e_n[j]) - one
+                z = gr[H + j]
+                gr[2 * H + j] = n
+                h_out[j] = (one - z) * n + z * h_prev[j]
+
+
+@kernel
+def _gru_backward(h0, w_hh, hs, gates, hn, dhs, dxw, dgh, dh, db_ih, db_hh, one):
+    # dhs (T, B, H) from outside; dxw, dgh (T, B, 3H) out (gradients of xw and of gh);
+    # dh (B, H), db_ih, db_hh (3H,) zero on entry, the gradients of h0 and the biases on exit
+    T, B, G = gates.shape
+    H = G // 3
+    through_w = np.empty((B, H), gates.dtype)
+    d = np.empty(H, gates.dtype)
+    for t in range(T - 1, -1, -1):
+        hp = h0 if t == 0 else hs[t - 1]
+        for b in range(B):
+            gr, hn_t, h_prev, dh_out, dh_b = gates[t, b], hn[t, b], hp[b], dhs[t, b], dh[b]
+            r, z, n = gr[:H], gr[H : 2 * H], gr[2 * H :]
+            dx, dg = dxw[t, b], dgh[t, b]
+            dr, dz, dn = dx[:H], dx[H : 2 * H], dx[2 * H :]
+            for j in range(H):
+                d[j] = dh_out[j] + dh_b[j]
+            for j in range(H):
+                dn[j] = d[j] * (one - z[j]) * (one - n[j] * n[j])
+            for j in range(H):
+                dz[j] = d[j] * (h_prev[j] - n[j]) * z[j] * (one - z[j])
+            for j in range(H):
+                dr[j] = dn[j] * hn_t[j] * r[j] * (one - r[j])
+            for j in range(2 * H):
+                dg[j] = dx[j]
+            for j in range(H):
+                dg[2 * H + j] = dn[j] * r[j]
+            for j in range(H):
+                dh_b[j] = d[j] * z[j]
+            for k in range(G):
+                db_ih[k] += dx[k]
+            for k in range(G):
+                db_hh[k] += dg[k]
+        np.dot(dgh[t], w_hh, through_w)
+        for b in range(B):
+            for j in range(H):
+                dh[b, j] += through_w[b, j]
+
+
+# -- validating wrappers (shared with the NumPy twin in kernels/twins/rnn.py) ----------------
+
+
+def check_layer(name, gates_per_step, x, h0, w_ih, w_hh, c0=None, biases=()):
+    """Shapes of a recurrent layer call; returns (dtype, T, B, H)."""
+    named = {f"bias{i}": b for i, b in enumerate(biases)}
+    dtype = _validate.floats(name, x=x, h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, **named)
+    _validate.rank(name, "x", x, 3, "(T, B, I)")
+    _validate.rank(name, "h0", h0, 2, "(B, H)")
+    t, b, i = x.shape
+    h = h0.shape[1]
+    g = gates_per_step * h
+    if h0.shape[0] != b:
+        raise ValueError(f"{name}: h0 {h0.shape} does not match the batch of x {x.shape}")
+    if w_ih.shape != (g, i):
+        raise ValueError(f"{name}: w_ih of shape {w_ih.shape} should be {(g, i)}")
+    if w_hh.shape != (g, h):
+        raise ValueError(f"{name}: w_hh of shape {w_hh.shape} should be {(g, h)}")
+    if c0 is not None and c0.shape != h0.shape:
+        raise ValueError(f"{name}: c0 of shape {c0.shape} should match h0 {h0.shape}")
+    for bias in biases:
+        if bias is not None and bias.shape != (g,):
+            raise ValueError(f"{name}: bias of shape {bias.shape} should be {(g,)}")
+    return dtype, t, b, h
+
+
+def input_projection(x, w_ih):
+    """x (T, B, I) @ w_ih.T for all steps: (T, B, G), one matmul."""
+    t, b, i = x.shape
+    return (x.reshape(t * b, i) @ w_ih.T).reshape(t, b, w_ih.shape[0])
+
+
+def previous_h(h0, hs):
+    """h_{t-1} for every step: h0, then the outputs of all but the last step (T, B, H)."""
+    return np.concatenate([h0[None], hs[:-1]], axis=0)
+
+
+def or_zeros(bias, g, dtype):
+    return np.zeros(g, dtype) if bias is None else bias
+
+
+def lstm_weight_grads(dxw, x, h0, hs):
+    """dW_ih and dW_hh as one matmul: dgates.T @ [x | h_{t-1}] over all T * B rows."""
+    t, b, g = dxw.shape
+    i = x.shape[2]
+    rows = np.concatenate([x, previous_h(h0, hs)], axis=2).reshape(t * b, i + h0.shape[1])
+    both = dxw.reshape(t * b, g).T @ rows
+    return both[:, :i], both[:, i:]
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, bias=None):
+    """LSTM layer over T steps. Returns hc (2, T, B, H) (every h, every c), and gates
+    (T, B, 4H) and tanh_c (T, B, H) saved for the backward. ``bias`` is b_ih + b_hh."""
+    dtype, t, b, h = check_layer("lstm_forward", 4, x, h0, w_ih, w_hh, c0=c0, biases=(bias,))
+    hc = np.empty((2, t, b, h), dtype)
+    gates = np.empty((t, b, 4 * h), dtype)
+    tanh_c = np.empty((t, b, h), dtype)
+    if gates.size:
+        w_hh_t = np.ascontiguousarray(w_hh.T)
+        bias = or_zeros(bias, 4 * h, dtype)
+        _lstm_forward(
+            input_projection(x, w_ih), h0, c0, w_hh_t, bias, hc, gates, tanh_c, dtype.type(1)
+        )
+    return hc, gates, tanh_c
+
+
+def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c, dhc):
+    """Gradients (dx, dh0, dc0, dw_ih, dw_hh, dbias) from dhc (2, T, B, H), the gradient of
+    lstm_forward's hc output."""
+    dtype, t, b, h = check_layer("lstm_backward", 4, x, h0, w_ih, w_hh, c0=c0)
+    _validate.floats("lstm_backward", hc=hc, gates=gates, tanh_c=tanh_c, dhc=dhc)
+    if dhc.shape != hc.shape:
+        raise ValueError(f"lstm_backward: dhc of shape {dhc.shape} should be {hc.shape}")
+    dxw = np.empty((t, b, 4 * h), dtype)
+    dh, dc, db = np.zeros_like(h0), np.zeros_like(c0), np.zeros(4 * h, dtype)
+    if gates.size:
+        _lstm_backward(c0, w_hh, hc, gates, tanh_c, dhc, dxw, dh, dc, db, dtype.type(1))
+    dx = (dxw.reshape(t * b, 4 * h) @ w_ih).reshape(x.shape)
+    dw_ih, dw_hh = lstm_weight_grads(dxw, x, h0, hc[0])
+    return dx, dh, dc, dw_ih, dw_hh, db
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None):
+    """GRU layer over T steps. Returns hs (T, B, H), and gates (T, B, 3H) and hn (T, B, H)
+    saved for the backward."""
+    dtype, t, b, h = check_layer("gru_forward", 3, x, h0, w_ih, w_hh, biases=(b_ih, b_hh))
+    hs = np.empty((t, b, h), dtype)
+    gates = np.empty((t, b, 3 * h), dtype)
+    hn = np.empty((t, b, h), dtype)
+    if gates.size:
+        w_hh_t = np.ascontiguousarray(w_hh.T)
+        b_ih, b_hh = or_zeros(b_ih, 3 * h, dtype), or_zeros(b_hh, 3 * h, dtype)
+        xw = input_projection(x, w_ih)
+        _gru_forward(xw, h0, w_hh_t, b_ih, b_hh, hs, gates, hn, dtype.type(1))
+    return hs, gates, hn
+
+
+def gru_backward(x, h0, w_ih, w_hh, hs, gates, hn, dhs):
+    """Gradients (dx, dh0, dw_ih, dw_hh, db_ih, db_hh) from dhs (T, B, H), the gradient of hs."""
+    dtype, t, b, h = check_layer("gru_backward", 3, x, h0, w_ih, w_hh)
+    _validate.floats("gru_backward", hs=hs, gates=gates, hn=hn, dhs=dhs)
+    if dhs.shape != hs.shape:
+        raise ValueError(f"gru_backward: dhs of shape {dhs.shape} should be {hs.shape}")
+    g = 3 * h
+    dxw, dgh = np.empty((t, b, g), dtype), np.empty((t, b, g), dtype)
+    dh, db_ih, db_hh = np.zeros_like(h0), np.zeros(g, dtype), np.zeros(g, dtype)
+    if gates.size:
+        _gru_backward(h0, w_hh, hs, gates, hn, dhs, dxw, dgh, dh, db_ih, db_hh, dtype.type(1))
+    flat_x, flat_h = dxw.reshape(t * b, g), dgh.reshape(t * b, g)
+    dx = (flat_x @ w_ih).reshape(x.shape)
+    dw_ih = flat_x.T @ x.reshape(t * b, x.shape[2])
+    dw_hh = flat_h.T @ previous_h(h0, hs).reshape(t * b, h)
+    return dx, dh, dw_ih, dw_hh, db_ih, db_hh

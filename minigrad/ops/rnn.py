@@ -1,0 +1,141 @@
+"""LSTM and GRU layers over a whole sequence, on the fused kernels (kernels/rnn.py, through
+minigrad/backend.py).
+
+One op runs one layer in one direction over all T steps: the input projection of every step
+as one matmul, the recurrence with its gates fused, and in backward the weight gradients as
+matmuls over all steps at once. The graph holds one node per layer and direction instead of
+a dozen per time step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad import backend
+from minigrad.autograd import Function
+from minigrad.ops.common import contiguous, require_float
+from minigrad.ops.spec import OpSpec, Sample, fixed, register, values
+from minigrad.tensor import Tensor
+
+
+class LSTMLayer(Function):
+    # x (T, B, I), h0 c0 (B, H), w_ih (4H, I), w_hh (4H, H), bias (4H,) -> hc (2, T, B, H)
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, bias):
+        x, h0, c0, w_ih, w_hh = (contiguous(a) for a in (x, h0, c0, w_ih, w_hh))
+        hc, gates, tanh_c = backend.rnn.lstm_forward(x, h0, c0, w_ih, w_hh, contiguous(bias))
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c)
+        return hc
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.first_order_only("lstm")
+        return backend.rnn.lstm_backward(*ctx.saved_tensors, contiguous(grad))
+
+
+def _bias(bias: Tensor | None, rows: int, like: Tensor) -> Tensor:
+    return Tensor._from_array(np.zeros(rows, like.dtype)) if bias is None else bias
+
+
+def lstm_layer(
+    x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor | None = None
+) -> Tensor:
+    """One LSTM layer over the sequence x (T, B, I) from states h0, c0 (B, H), with PyTorch's
+    gate order i, f, g, o; ``bias`` is b_ih + b_hh. Returns (2, T, B, H): the hidden state h
+    and the cell state c of every step."""
+    require_float(x, "lstm_layer")
+    return LSTMLayer.apply(x, h0, c0, w_ih, w_hh, _bias(bias, w_ih.shape[0], x))
+
+
+class GRULayer(Function):
+    # x (T, B, I), h0 (B, H), w_ih (3H, I), w_hh (3H, H), b_ih b_hh (3H,) -> hs (T, B, H)
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):
+        x, h0, w_ih, w_hh = (contiguous(a) for a in (x, h0, w_ih, w_hh))
+        hs, gates, hn = backend.rnn.gru_forward(
+            x, h0, w_ih, w_hh, contiguous(b_ih), contiguous(b_hh)
+        )
+        ctx.save_for_backward(x, h0, w_ih, w_hh, hs, gates, hn)
+        return hs
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.first_order_only("gru")
+        return backend.rnn.gru_backward(*ctx.saved_tensors, contiguous(grad))
+
+
+def gru_layer(
+    x: Tensor,
+    h0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+) -> Tensor:
+    """One GRU layer over the sequence x (T, B, I) from h0 (B, H), with PyTorch's gate order
+    r, z, n. Returns every hidden state (T, B, H)."""
+    require_float(x, "gru_layer")
+    rows = w_ih.shape[0]
+    return GRULayer.apply(x, h0, w_ih, w_hh, _bias(b_ih, rows, x), _bias(b_hh, rows, x))
+
+
+# -- references for the registry: the textbook equations, one step at a time ---------------
+
+
+def _sig(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def _np_lstm(xs, h0, c0, w_ih, w_hh, bias):
+    h, c, hs, cs = h0, c0, [], []
+    for x in xs:
+        i, f, g, o = np.split(x @ w_ih.T + bias + h @ w_hh.T, 4, axis=-1)
+        c = _sig(f) * c + _sig(i) * np.tanh(g)
+        h = _sig(o) * np.tanh(c)
+        hs.append(h)
+        cs.append(c)
+    return np.stack([np.stack(hs), np.stack(cs)])
+
+
+def _np_gru(xs, h0, w_ih, w_hh, b_ih, b_hh):
+    h, hs = h0, []
+    for x in xs:
+        xr, xz, xn = np.split(x @ w_ih.T + b_ih, 3, axis=-1)
+        hr, hz, hn = np.split(h @ w_hh.T + b_hh, 3, axis=-1)
+        r, z = _sig(xr + hr), _sig(xz + hz)
+        h = (1 - z) * np.tanh(xn + r * hn) + z * h
+        hs.append(h)
+    return np.stack(hs)
+
+
+def _rnn_sample(t, b, i, h, gates, lstm):
+    def make(rng):
+        g = gates * h
+        args = [values(rng, (t, b, i)), values(rng, (b, h))]
+        if lstm:
+            args.append(values(rng, (b, h)))
+        args += [values(rng, (g, i), (-0.8, 0.8)), values(rng, (g, h), (-0.8, 0.8))]
+        args += [values(rng, (g,)) for _ in range(1 if lstm else 2)]
+        return Sample(tuple(args))
+
+    return make
+
+
+register(
+    OpSpec(
+        "lstm_layer",
+        lstm_layer,
+        _np_lstm,
+        fixed(_rnn_sample(4, 2, 3, 3, 4, True), _rnn_sample(1, 3, 2, 2, 4, True)),
+        second_order=False,
+    )
+)
+register(
+    OpSpec(
+        "gru_layer",
+        gru_layer,
+        _np_gru,
+        fixed(_rnn_sample(4, 2, 3, 3, 3, False), _rnn_sample(1, 3, 2, 2, 3, False)),
+        second_order=False,
+    )
+)

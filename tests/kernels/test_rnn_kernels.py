@@ -1,0 +1,117 @@
+"""The LSTM and GRU kernels against their NumPy twins: hypothesis-drawn sizes plus the
+awkward ones (T = 1, B = 1, H = 1, an empty batch), float32 and float64, forward and backward;
+and the shape errors both give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kernels import rnn
+from kernels.twins import rnn as t_rnn
+from tests.kernels.test_kernels import DTYPES, arr, same
+
+sizes = st.tuples(st.integers(1, 6), st.integers(0, 4), st.integers(1, 5), st.integers(1, 6))
+AWKWARD = [(1, 1, 1, 1), (1, 3, 2, 4), (7, 1, 3, 1), (3, 0, 2, 3), (2, 2, 5, 9)]
+
+
+def lstm_args(rng, t, b, i, h, dtype, bias=True):
+    return (
+        arr(rng, (t, b, i), dtype),
+        arr(rng, (b, h), dtype),
+        arr(rng, (b, h), dtype),
+        arr(rng, (4 * h, i), dtype, 0.5),
+        arr(rng, (4 * h, h), dtype, 0.5),
+        arr(rng, (4 * h,), dtype) if bias else None,
+    )
+
+
+def gru_args(rng, t, b, i, h, dtype, bias=True):
+    return (
+        arr(rng, (t, b, i), dtype),
+        arr(rng, (b, h), dtype),
+        arr(rng, (3 * h, i), dtype, 0.5),
+        arr(rng, (3 * h, h), dtype, 0.5),
+        arr(rng, (3 * h,), dtype) if bias else None,
+        arr(rng, (3 * h,), dtype) if bias else None,
+    )
+
+
+def check_lstm(t, b, i, h, dtype, bias=True):
+    rng = np.random.default_rng(t * 1000 + b * 100 + i * 10 + h)
+    args = lstm_args(rng, t, b, i, h, dtype, bias)
+    out, twin = rnn.lstm_forward(*args), t_rnn.lstm_forward(*args)
+    same(out, twin, dtype)
+    dhc = arr(rng, out[0].shape, dtype)
+    x, h0, c0, w_ih, w_hh, _ = args
+    same(
+        rnn.lstm_backward(x, h0, c0, w_ih, w_hh, *out, dhc),
+        t_rnn.lstm_backward(x, h0, c0, w_ih, w_hh, *twin, dhc),
+        dtype,
+    )
+
+
+def check_gru(t, b, i, h, dtype, bias=True):
+    rng = np.random.default_rng(t * 1000 + b * 100 + i * 10 + h)
+    args = gru_args(rng, t, b, i, h, dtype, bias)
+    out, twin = rnn.gru_forward(*args), t_rnn.gru_forward(*args)
+    same(out, twin, dtype)
+    dhs = arr(rng, out[0].shape, dtype)
+    x, h0, w_ih, w_hh = args[:4]
+    same(
+        rnn.gru_backward(x, h0, w_ih, w_hh, *out, dhs),
+        t_rnn.gru_backward(x, h0, w_ih, w_hh, *twin, dhs),
+        dtype,
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(size=sizes, bias=st.booleans())
+def test_lstm_matches_twin(dtype, size, bias):
+    check_lstm(*size, dtype, bias)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(size=sizes, bias=st.booleans())
+def test_gru_matches_twin(dtype, size, bias):
+    check_gru(*size, dtype, bias)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", AWKWARD)
+def test_awkward_sizes(dtype, size):
+    check_lstm(*size, dtype)
+    check_gru(*size, dtype)
+
+
+def test_saturated_gates_stay_finite():
+    """Pre-activations of +-1e4 saturate sigmoid and tanh without overflow or NaN."""
+    x = np.array([[[1e4, -1e4]]], np.float32)
+    h0 = np.zeros((1, 1), np.float32)
+    w_ih = np.tile(np.array([[1.0, 1.0]], np.float32), (4, 1))
+    w_hh = np.ones((4, 1), np.float32)
+    for module in (rnn, t_rnn):
+        hc, gates, tanh_c = module.lstm_forward(x, h0, h0, w_ih, w_hh)
+        assert np.all(np.isfinite(hc)) and np.all(np.isfinite(gates))
+        grads = module.lstm_backward(x, h0, h0, w_ih, w_hh, hc, gates, tanh_c, np.ones_like(hc))
+        assert all(np.all(np.isfinite(g)) for g in grads)
+    x = np.full((2, 1, 1), -1e4, np.float32)
+    for module in (rnn, t_rnn):
+        hs, gates, hn = module.gru_forward(x, h0, np.ones((3, 1), np.float32), w_hh[:3])
+        assert np.all(np.isfinite(hs)) and np.all(np.isfinite(gates))
+
+
+@pytest.mark.parametrize("module", [rnn, t_rnn], ids=["kernel", "twin"])
+def test_shape_errors_name_the_arrays(module):
+    f = np.float32
+    x, h0 = np.zeros((3, 2, 4), f), np.zeros((2, 5), f)
+    with pytest.raises(ValueError, match=r"w_ih of shape \(20, 3\) should be \(20, 4\)"):
+        module.lstm_forward(x, h0, h0, np.zeros((20, 3), f), np.zeros((20, 5), f))
+    with pytest.raises(ValueError, match=r"h0 \(3, 5\) does not match the batch of x"):
+        module.gru_forward(x, np.zeros((3, 5), f), np.zeros((15, 4), f), np.zeros((15, 5), f))
+    with pytest.raises(TypeError, match="h0 is float64 but the other inputs are float32"):
+        module.gru_forward(x, np.zeros((2, 5)), np.zeros((15, 4), f), np.zeros((15, 5), f))
+    with pytest.raises(ValueError, match=r"bias of shape \(3,\) should be \(20,\)"):
+        module.lstm_forward(x, h0, h0, np.zeros((20, 4), f), np.zeros((20, 5), f), np.zeros(3, f))
