@@ -17,7 +17,7 @@ import numpy as np
 
 def exercise(dtype) -> None:
     """Call every kernel once on tiny inputs of ``dtype`` (each path: fast and general)."""
-    from kernels import attention, conv, layer_norm, matmul, pool, rnn, softmax
+    from kernels import attention, conv, elementwise, layer_norm, matmul, pool, rnn, softmax
 
     rng = np.random.default_rng(0)
 
@@ -57,6 +57,9 @@ def exercise(dtype) -> None:
     o, lse = attention.attention_forward(q, q, q, np.ones((3, 3), bool))
     attention.attention_backward(q, q, q, o, lse, o, np.ones((3, 3), bool))
     matmul.gemm(a(3, 4), a(4, 2))
+    big = a(1 << 14)
+    elementwise.where(big > 0, big, 0.0)
+    elementwise.where(big > 0, big, big)
     x, h = a(2, 1, 3), a(1, 2)
     out = rnn.lstm_forward(x, h, h, a(8, 3), a(8, 2), a(8))
     rnn.lstm_backward(x, h, h, a(8, 3), a(8, 2), *out, out[0])

@@ -53,9 +53,18 @@ def _keep_freed_memory() -> bool:
 MALLOC_TUNED = _keep_freed_memory()
 
 if KERNELS == "numba":
-    from kernels import attention, conv, layer_norm, matmul, pool, rnn, softmax
+    from kernels import attention, conv, elementwise, layer_norm, matmul, pool, rnn, softmax
 elif KERNELS == "numpy":
-    from kernels.twins import attention, conv, layer_norm, matmul, pool, rnn, softmax
+    from kernels.twins import (
+        attention,
+        conv,
+        elementwise,
+        layer_norm,
+        matmul,
+        pool,
+        rnn,
+        softmax,
+    )
 else:
     raise ImportError(f"MINIGRAD_KERNELS must be 'numba' or 'numpy', got {KERNELS!r}")
 
@@ -63,6 +72,7 @@ __all__ = [
     "KERNELS",
     "attention",
     "conv",
+    "elementwise",
     "layer_norm",
     "matmul",
     "pool",

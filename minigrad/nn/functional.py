@@ -7,6 +7,8 @@ softmax, cross-entropy, layer_norm, attention) run the kernels chosen in
 
 from __future__ import annotations
 
+import numpy as np
+
 from minigrad import dtypes, random
 from minigrad.autograd import no_grad
 from minigrad.ops import (
@@ -105,8 +107,8 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, generator=None
         return input
     if p == 1.0:
         return input * 0.0
-    keep = random.rng(generator).random(input.shape) >= p
-    return input * Tensor._from_array((keep / (1.0 - p)).astype(input.dtype))
+    keep = random.keep_mask(input.shape, p, generator)
+    return input * Tensor._from_array(np.multiply(keep, 1.0 / (1.0 - p), dtype=input.dtype))
 
 
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.special
 
-from minigrad import dtypes
+from minigrad import backend, dtypes
 from minigrad.autograd import Function, unbroadcast
 from minigrad.ops.common import as_tensor, broadcast_shape, operands
 from minigrad.ops.spec import OpSpec, binary, register, unary
@@ -450,7 +450,7 @@ class LeakyRelu(Function):
         positive = x > 0
         ctx.save_for_backward(positive)
         ctx.slope = negative_slope
-        return np.where(positive, x, x * negative_slope)
+        return backend.elementwise.where(positive, x, x * negative_slope)
 
     @staticmethod
     def backward(ctx, grad):
@@ -479,7 +479,7 @@ class Elu(Function):
         positive = x > 0
         ctx.save_for_backward(positive, x)
         ctx.alpha = alpha
-        return np.where(positive, x, alpha * np.expm1(np.minimum(x, 0)))
+        return backend.elementwise.where(positive, x, alpha * np.expm1(np.minimum(x, 0)))
 
     @staticmethod
     def backward(ctx, grad):
@@ -595,7 +595,7 @@ class Softplus(Function):
         linear = bx > threshold
         ctx.save_for_backward(linear, x)
         ctx.beta = beta
-        return np.where(linear, x, np.logaddexp(0, bx) / beta)
+        return backend.elementwise.where(linear, x, np.logaddexp(0, bx) / beta)
 
     @staticmethod
     def backward(ctx, grad):

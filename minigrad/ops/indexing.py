@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad import dtypes
+from minigrad import backend, dtypes
 from minigrad.autograd import Function, unbroadcast
 from minigrad.ops.common import as_tensor, broadcast_shape, normalize_dim, operands
 from minigrad.ops.spec import OpSpec, Sample, fixed, register, values
@@ -206,7 +206,7 @@ class Where(Function):
     @staticmethod
     def forward(ctx, cond, a, b):
         ctx.save_for_backward(cond)
-        return np.where(cond, a, b)
+        return backend.elementwise.where(cond, a, b)
 
     @staticmethod
     def backward(ctx, grad):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.special
 
-from minigrad import ops
+from minigrad import backend, ops
 from minigrad.ops.indexing import accumulate_into_zeros, normalize_index
 
 
@@ -26,7 +26,7 @@ class numpy_ops:
     tanh = staticmethod(np.tanh)
     erf = staticmethod(scipy.special.erf)
     matmul = staticmethod(np.matmul)
-    where = staticmethod(np.where)
+    where = staticmethod(backend.elementwise.where)  # np.where, branch-free when large
     reshape = staticmethod(np.reshape)
     broadcast_to = staticmethod(np.broadcast_to)
     permute = staticmethod(np.transpose)
