@@ -19,6 +19,15 @@ def _empty(*shape: int) -> Parameter:
     return Parameter(np.empty(shape, dtypes.get_default_dtype()))
 
 
+def _check_rank(module: Module, x: Tensor, ranks: tuple, layout: str) -> None:
+    """Raise a ValueError naming the layer when x has the wrong number of dims."""
+    if x.ndim not in ranks:
+        raise ValueError(
+            f"{type(module).__name__}({module.extra_repr()}): expected input {layout}, "
+            f"got {x.shape}"
+        )
+
+
 class Identity(Module):
     """Returns its input."""
 
@@ -163,6 +172,7 @@ class MaxPool2d(Module):
         self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
     def forward(self, x: Tensor) -> Any:
+        _check_rank(self, x, (3, 4), "(B, C, H, W) or (C, H, W)")
         return F.max_pool2d(
             x,
             self.kernel_size,
@@ -192,6 +202,7 @@ class MaxPool1d(Module):
         self.dilation, self.ceil_mode = dilation, ceil_mode
 
     def forward(self, x: Tensor) -> Tensor:
+        _check_rank(self, x, (2, 3), "(B, C, L) or (C, L)")
         return F.max_pool1d(
             x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
         )
@@ -220,6 +231,7 @@ class AvgPool2d(Module):
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, x: Tensor) -> Tensor:
+        _check_rank(self, x, (3, 4), "(B, C, H, W) or (C, H, W)")
         return F.avg_pool2d(
             x,
             self.kernel_size,
@@ -248,6 +260,7 @@ class AvgPool1d(Module):
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
 
     def forward(self, x: Tensor) -> Tensor:
+        _check_rank(self, x, (2, 3), "(B, C, L) or (C, L)")
         return F.avg_pool1d(
             x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad
         )
@@ -262,6 +275,7 @@ class AdaptiveAvgPool2d(Module):
         self.output_size = output_size
 
     def forward(self, x: Tensor) -> Tensor:
+        _check_rank(self, x, (3, 4), "(B, C, H, W) or (C, H, W)")
         return F.adaptive_avg_pool2d(x, self.output_size)
 
     def extra_repr(self) -> str:
@@ -450,6 +464,12 @@ class LayerNorm(Module):
             self.register_parameter("bias", None)
 
     def forward(self, x: Tensor) -> Tensor:
+        n = len(self.normalized_shape)
+        if tuple(x.shape[x.ndim - n :]) != self.normalized_shape or x.ndim < n:
+            dims = ", ".join(str(d) for d in self.normalized_shape)
+            raise ValueError(
+                f"LayerNorm({self.normalized_shape}): expected input (..., {dims}), got {x.shape}"
+            )
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:

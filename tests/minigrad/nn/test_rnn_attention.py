@@ -160,3 +160,18 @@ def test_attention_errors_name_the_layer():
         mha(x, x, x, key_padding_mask=np.zeros((3, 2), bool))
     with pytest.raises(ValueError, match="activation must be 'relu', 'gelu' or a callable"):
         nn.TransformerEncoderLayer(8, 2, activation="swish")
+
+
+@pytest.mark.parametrize(
+    "layer, shape, message",
+    [
+        (nn.LayerNorm(8), (3, 5), r"LayerNorm\(\(8,\)\): expected input \(\.\.\., 8\), got"),
+        (nn.MaxPool2d(2), (3,), r"MaxPool2d\(kernel_size=2.*expected input \(B, C, H, W\)"),
+        (nn.AvgPool1d(2), (3, 4, 5, 6), r"AvgPool1d\(kernel_size=2.*expected input \(B, C, L\)"),
+        (nn.AdaptiveAvgPool2d(2), (3,), r"AdaptiveAvgPool2d\(output_size=2\): expected input"),
+        (nn.Conv2d(3, 16, 3), (8, 1, 28, 28), r"Conv2d\(3, 16\): expected input \(B, 3, H, W\)"),
+    ],
+)
+def test_layer_input_errors_name_the_layer(layer, shape, message):
+    with pytest.raises(ValueError, match=message):
+        layer(mg.zeros(shape))
