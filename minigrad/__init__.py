@@ -26,7 +26,9 @@ from minigrad.tensor import (  # isort: skip
 )
 from minigrad import (
     autograd,
+    data,
     nn,  # noqa: E402  (nn imports ops, which need the names above)
+    optim,
 )
 from minigrad.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from minigrad.backend import get_num_threads, set_num_threads

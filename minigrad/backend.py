@@ -53,7 +53,17 @@ def _keep_freed_memory() -> bool:
 MALLOC_TUNED = _keep_freed_memory()
 
 if KERNELS == "numba":
-    from kernels import attention, conv, elementwise, layer_norm, matmul, pool, rnn, softmax
+    from kernels import (
+        attention,
+        conv,
+        elementwise,
+        layer_norm,
+        matmul,
+        optim,
+        pool,
+        rnn,
+        softmax,
+    )
 elif KERNELS == "numpy":
     from kernels.twins import (
         attention,
@@ -61,6 +71,7 @@ elif KERNELS == "numpy":
         elementwise,
         layer_norm,
         matmul,
+        optim,
         pool,
         rnn,
         softmax,
@@ -75,6 +86,7 @@ __all__ = [
     "elementwise",
     "layer_norm",
     "matmul",
+    "optim",
     "pool",
     "rnn",
     "softmax",

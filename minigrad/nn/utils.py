@@ -1,10 +1,13 @@
-"""Helpers around modules: calling a module with other parameter values, and the explicit
-L2 penalty."""
+"""Helpers around modules: calling a module with other parameter values, the explicit L2
+penalty, and gradient clipping."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import numpy as np
 
 from minigrad.nn.module import Module
 from minigrad.ops.reduce import sum as _sum
@@ -58,3 +61,43 @@ def l2_penalty(parameters: Iterable[Tensor], weight_decay: float) -> Tensor:
     if total is None:
         raise ValueError("l2_penalty: no parameters given")
     return total * (0.5 * weight_decay)
+
+
+def _grads(parameters: Iterable[Tensor] | Tensor) -> list:
+    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    return [p.grad for p in params if p.grad is not None]
+
+
+def clip_grad_norm_(
+    parameters: Iterable[Tensor] | Tensor,
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+) -> Tensor:
+    """Scale all gradients together so that their joint norm is at most ``max_norm``;
+    returns the norm before clipping (a scalar tensor), as PyTorch."""
+    grads = _grads(parameters)
+    if not grads:
+        return Tensor(0.0)
+    if norm_type == float("inf"):
+        total = max(float(np.max(np.abs(g.data))) if g.data.size else 0.0 for g in grads)
+    else:
+        total = float(
+            sum(float(np.sum(np.abs(g.data.astype(np.float64)) ** norm_type)) for g in grads)
+            ** (1.0 / norm_type)
+        )
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(
+            f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is {total}"
+        )
+    scale = max_norm / (total + 1e-6)
+    if scale < 1.0:
+        for g in grads:
+            g.data *= g.data.dtype.type(scale)
+    return Tensor(total)
+
+
+def clip_grad_value_(parameters: Iterable[Tensor] | Tensor, clip_value: float) -> None:
+    """Clamp every gradient element to [-clip_value, clip_value], in place."""
+    for g in _grads(parameters):
+        np.clip(g.data, -clip_value, clip_value, out=g.data)

@@ -1,0 +1,478 @@
+"""A Hugging Face-style ``Trainer``: the training loop with AdamW, a warm-up schedule,
+gradient accumulation and clipping, evaluation, JSON-lines logs, checkpoints that resume
+exactly, and the best model at the end.
+
+    args = TrainingArguments(output_dir="runs/mlp", num_train_epochs=3,
+                             per_device_train_batch_size=32, eval_strategy="epoch")
+    trainer = Trainer(model, args, train_dataset=train, eval_dataset=val,
+                      compute_metrics=lambda p: {"accuracy": accuracy(p.label_ids, p.predictions)})
+    trainer.train()                              # or train(resume_from_checkpoint=True)
+
+Batches: a dict is passed to the model as keyword arguments, and its "labels" entry (if the
+model's output has no "loss") goes with the output to ``compute_loss_func``; a tuple or list
+``(inputs..., labels)`` calls ``model(*inputs)``. The default loss is cross-entropy on logits
+(a model that returns a dict with "loss" needs none).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from minigrad import random
+from minigrad.autograd import no_grad
+from minigrad.data import DataLoader
+from minigrad.nn import functional as F
+from minigrad.nn.utils import clip_grad_norm_
+from minigrad.optim import AdamW
+from minigrad.optim import lr_scheduler as schedules
+from minigrad.tensor import Tensor
+from minigrad.train.callbacks import Callback, CallbackList
+from minigrad.train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    rotate_checkpoints,
+    save_checkpoint,
+)
+from minigrad.train.progress import Progress, save_curves
+
+_STRATEGIES = ("no", "steps", "epoch")
+
+
+@dataclass
+class TrainingArguments:
+    """The run's settings, with Hugging Face's names and defaults."""
+
+    output_dir: str
+    num_train_epochs: float = 3.0
+    max_steps: int = -1
+    per_device_train_batch_size: int = 8
+    per_device_eval_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float = 1.0
+    lr_scheduler_type: str = "linear"
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.0
+    logging_dir: str | None = None
+    logging_steps: int = 500
+    eval_strategy: str = "no"
+    eval_steps: int | None = None
+    save_strategy: str = "steps"
+    save_steps: int = 500
+    save_total_limit: int | None = None
+    load_best_model_at_end: bool = False
+    metric_for_best_model: str | None = None
+    greater_is_better: bool | None = None
+    seed: int = 42
+    dataloader_drop_last: bool = False
+    disable_tqdm: bool = False
+    extra: dict = field(default_factory=dict)  # anything else, kept for the record
+
+    def __post_init__(self) -> None:
+        for name in ("eval_strategy", "save_strategy"):
+            if getattr(self, name) not in _STRATEGIES:
+                raise ValueError(f"TrainingArguments: {name} must be one of {_STRATEGIES}")
+        if self.lr_scheduler_type not in _SCHEDULES:
+            raise ValueError(
+                f"TrainingArguments: lr_scheduler_type must be one of {sorted(_SCHEDULES)}, "
+                f"got {self.lr_scheduler_type!r}"
+            )
+        if self.load_best_model_at_end and self.save_strategy != self.eval_strategy:
+            raise ValueError(
+                "TrainingArguments: load_best_model_at_end needs save_strategy equal to "
+                f"eval_strategy (got {self.save_strategy!r} and {self.eval_strategy!r})"
+            )
+        if self.gradient_accumulation_steps < 1:
+            raise ValueError("TrainingArguments: gradient_accumulation_steps must be >= 1")
+        if self.logging_dir is None:
+            self.logging_dir = str(Path(self.output_dir) / "logs")
+        if self.eval_steps is None:
+            self.eval_steps = self.logging_steps
+        if self.metric_for_best_model is None:
+            self.metric_for_best_model = "loss"
+        if self.greater_is_better is None:
+            self.greater_is_better = not self.metric_for_best_model.endswith("loss")
+
+
+def _constant(step: int) -> float:
+    return 1.0
+
+
+_SCHEDULES = {
+    "linear": lambda opt, warm, total: schedules.get_linear_schedule_with_warmup(opt, warm, total),
+    "cosine": lambda opt, warm, total: schedules.get_cosine_schedule_with_warmup(opt, warm, total),
+    "constant": lambda opt, warm, total: schedules.LambdaLR(opt, _constant),
+    "constant_with_warmup": lambda opt, warm, total: schedules.LambdaLR(
+        opt, lambda s: min(1.0, s / max(1, warm))
+    ),
+}
+
+
+class EvalPrediction(NamedTuple):
+    predictions: np.ndarray
+    label_ids: np.ndarray | None
+
+
+class PredictionOutput(NamedTuple):
+    predictions: np.ndarray
+    label_ids: np.ndarray | None
+    metrics: dict
+
+
+class TrainOutput(NamedTuple):
+    global_step: int
+    training_loss: float
+    metrics: dict
+
+
+def _split(batch: Any) -> tuple[tuple, dict, Any]:
+    """(positional inputs, keyword inputs, labels) of a batch."""
+    if isinstance(batch, dict):
+        kwargs = dict(batch)
+        return (), kwargs, kwargs.get("labels")
+    if isinstance(batch, (tuple, list)):
+        if len(batch) < 2:
+            return tuple(batch), {}, None
+        return tuple(batch[:-1]), {}, batch[-1]
+    return (batch,), {}, None
+
+
+def _loss_of(output: Any) -> Tensor | None:
+    if isinstance(output, dict):
+        return output.get("loss")
+    return getattr(output, "loss", None)
+
+
+def _logits_of(output: Any) -> Tensor:
+    if isinstance(output, dict):
+        return output["logits"]
+    return getattr(output, "logits", output)
+
+
+class Trainer:
+    """Trains ``model`` (a minigrad.nn.Module) on ``train_dataset`` as ``args`` say."""
+
+    def __init__(
+        self,
+        model: Any,
+        args: TrainingArguments,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
+        data_collator: Callable | None = None,
+        compute_metrics: Callable[[EvalPrediction], dict] | None = None,
+        callbacks: list[Callback] | None = None,
+        optimizers: tuple = (None, None),
+        compute_loss_func: Callable | None = None,
+    ) -> None:
+        self.model, self.args = model, args
+        self.train_dataset, self.eval_dataset = train_dataset, eval_dataset
+        self.data_collator, self.compute_metrics = data_collator, compute_metrics
+        self.optimizer, self.lr_scheduler = optimizers
+        self.compute_loss_func = compute_loss_func or (
+            lambda logits, labels: F.cross_entropy(logits, labels)
+        )
+        self.stop_training = False
+        self.log_history: list[dict] = []
+        self.global_step, self.epoch = 0, 0.0
+        self.best_metric: float | None = None
+        self.best_model_checkpoint: str | None = None
+        self.callbacks = CallbackList(callbacks, self)
+        random.manual_seed(args.seed)  # as transformers' set_seed: init and data order
+
+    # -- what callbacks see ---------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return self.model.state_dict()
+
+    def load_state_dict(self, state: dict) -> Any:
+        return self.model.load_state_dict(state)
+
+    # -- pieces ------------------------------------------------------------------------------
+    def get_train_dataloader(self) -> DataLoader:
+        if self.train_dataset is None:
+            raise ValueError("Trainer: train() needs a train_dataset")
+        return DataLoader(
+            self.train_dataset,
+            batch_size=self.args.per_device_train_batch_size,
+            shuffle=True,
+            collate_fn=self.data_collator,
+            drop_last=self.args.dataloader_drop_last,
+        )
+
+    def _eval_dataloader(self, dataset: Any) -> DataLoader:
+        return DataLoader(
+            dataset, batch_size=self.args.per_device_eval_batch_size, collate_fn=self.data_collator
+        )
+
+    def create_optimizer_and_scheduler(self, num_training_steps: int) -> None:
+        args = self.args
+        if self.optimizer is None:
+            decay, no_decay = [], []
+            for name, p in self.model.named_parameters():
+                # as transformers: no weight decay on biases and normalization weights
+                (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
+            groups = [{"params": decay, "weight_decay": args.weight_decay}]
+            if no_decay:
+                groups.append({"params": no_decay, "weight_decay": 0.0})
+            self.optimizer = AdamW(
+                [g for g in groups if g["params"]],
+                lr=args.learning_rate,
+                betas=(args.adam_beta1, args.adam_beta2),
+                eps=args.adam_epsilon,
+            )
+        if self.lr_scheduler is None:
+            warmup = args.warmup_steps or math.ceil(args.warmup_ratio * num_training_steps)
+            self.lr_scheduler = _SCHEDULES[args.lr_scheduler_type](
+                self.optimizer, warmup, num_training_steps
+            )
+
+    def compute_loss(self, batch: Any, return_outputs: bool = False) -> Any:
+        inputs, kwargs, labels = _split(batch)
+        output = self.model(*inputs, **kwargs) if kwargs else self.model(*inputs)
+        loss = _loss_of(output)
+        if loss is None:
+            if labels is None:
+                raise ValueError(
+                    "Trainer: the model returned no 'loss' and the batch has no labels"
+                )
+            loss = self.compute_loss_func(_logits_of(output), labels)
+        return (loss, output) if return_outputs else loss
+
+    # -- training ------------------------------------------------------------------------------
+    def train(self, resume_from_checkpoint: bool | str | None = None) -> TrainOutput:
+        """Run the training loop; ``resume_from_checkpoint`` (True: the newest good one in
+        output_dir, or a path) continues an interrupted run exactly where it stopped."""
+        args = self.args
+        loader = self.get_train_dataloader()
+        per_epoch = max(1, len(loader) // args.gradient_accumulation_steps)
+        if args.max_steps > 0:
+            total_steps = args.max_steps
+            epochs = math.ceil(total_steps / per_epoch)
+        else:
+            epochs = math.ceil(args.num_train_epochs)
+            total_steps = math.ceil(args.num_train_epochs * per_epoch)
+        self.create_optimizer_and_scheduler(total_steps)
+        self.model.train()
+
+        start_epoch, steps_done_in_epoch = 0, 0
+        if resume_from_checkpoint:
+            state = self._resume(resume_from_checkpoint, loader)
+            start_epoch = state["epoch_index"]
+            steps_done_in_epoch = state["loader"]["batches_yielded"]
+
+        log_path = Path(args.logging_dir) / "log.jsonl"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        progress = Progress(total_steps, "train", enabled=not args.disable_tqdm)
+        progress.update(self.global_step, 0)
+        running, running_count = 0.0, 0
+        self.callbacks.on_train_begin({})
+        for epoch in range(start_epoch, epochs):
+            if self.global_step >= total_steps or self.stop_training:
+                break
+            self.callbacks.on_epoch_begin(epoch, {})
+            micro = 0  # micro-batches since the last optimizer step (checkpoints are taken
+            # at optimizer steps, so a resumed epoch starts at 0 too)
+            for batch_index, batch in enumerate(loader, start=steps_done_in_epoch):
+                loss = self.compute_loss(batch)
+                (loss / args.gradient_accumulation_steps).backward()
+                running += float(loss.data)
+                running_count += 1
+                micro += 1
+                if micro < args.gradient_accumulation_steps and batch_index + 1 < len(loader):
+                    continue
+                micro = 0
+                grad_norm = None
+                if args.max_grad_norm and args.max_grad_norm > 0:
+                    grad_norm = float(
+                        clip_grad_norm_(self.model.parameters(), args.max_grad_norm).data
+                    )
+                self.optimizer.step()
+                self.lr_scheduler.step()
+                self.optimizer.zero_grad()
+                self.global_step += 1
+                self.epoch = epoch + (batch_index + 1) / len(loader)
+                logs = {"loss": float(loss.data)}
+                self.callbacks.on_train_batch_end(self.global_step, logs)
+                progress.update(1, batch_size_of(batch), loss=logs["loss"])
+                if self.global_step % args.logging_steps == 0:
+                    self._log(
+                        {
+                            "loss": running / max(running_count, 1),
+                            "grad_norm": grad_norm,
+                            "learning_rate": self.lr_scheduler.get_last_lr()[0],
+                        },
+                        log_path,
+                    )
+                    running, running_count = 0.0, 0
+                self._maybe_evaluate_and_save("steps", loader, epoch, log_path)
+                if self.global_step >= total_steps or self.stop_training:
+                    break
+            steps_done_in_epoch = 0
+            self._maybe_evaluate_and_save("epoch", loader, epoch, log_path)
+            last = dict(self.log_history[-1]) if self.log_history else {}
+            self.callbacks.on_epoch_end(epoch, last)
+        progress.close()
+        self.callbacks.on_train_end({})
+        if args.load_best_model_at_end and self.best_model_checkpoint:
+            self.model.load_state_dict(load_checkpoint(self.best_model_checkpoint)["model"])
+        train_loss = [h["loss"] for h in self.log_history if "loss" in h]
+        self._plot()
+        return TrainOutput(
+            self.global_step,
+            float(np.mean(train_loss)) if train_loss else math.nan,
+            {"train_loss": float(np.mean(train_loss)) if train_loss else math.nan},
+        )
+
+    def _maybe_evaluate_and_save(self, when: str, loader, epoch: int, log_path: Path) -> None:
+        args = self.args
+        if when == "steps":
+            do_eval = args.eval_strategy == "steps" and self.global_step % args.eval_steps == 0
+            do_save = args.save_strategy == "steps" and self.global_step % args.save_steps == 0
+        else:
+            do_eval = args.eval_strategy == "epoch"
+            do_save = args.save_strategy == "epoch"
+        metrics = None
+        if do_eval and self.eval_dataset is not None:
+            metrics = self.evaluate()
+            self._log(metrics, log_path)
+            self.model.train()
+        if do_save:
+            path = self._save(loader, epoch)
+            if metrics is not None:
+                self._track_best(metrics, path)
+            rotate_checkpoints(args.output_dir, args.save_total_limit,
+                               keep=self.best_model_checkpoint)
+
+    def _track_best(self, metrics: dict, path: Path) -> None:
+        key = self.args.metric_for_best_model
+        key = key if key.startswith("eval_") else f"eval_{key}"
+        if key not in metrics:
+            raise KeyError(f"Trainer: metric_for_best_model {key!r} is not in {sorted(metrics)}")
+        value = metrics[key]
+        better = self.best_metric is None or (
+            value > self.best_metric if self.args.greater_is_better else value < self.best_metric
+        )
+        if better:
+            self.best_metric, self.best_model_checkpoint = value, str(path)
+
+    def _log(self, entry: dict, log_path: Path) -> None:
+        """Append to log_history and, as one JSON line, to logging_dir/log.jsonl."""
+        entry = {k: v for k, v in entry.items() if v is not None}
+        entry.update(step=self.global_step, epoch=round(self.epoch, 4))
+        self.log_history.append(entry)
+        with open(log_path, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+            f.flush()
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def _save(self, loader: DataLoader, epoch: int) -> Path:
+        in_epoch = loader._in_epoch and loader._yielded < len(loader)
+        state = {
+            "epoch": self.epoch,
+            "epoch_index": epoch if in_epoch else epoch + 1,
+            "loader": loader.state_dict()
+            if in_epoch
+            else {"batches_yielded": 0, "epoch_seed": None},
+            "scheduler": self.lr_scheduler.state_dict(),
+            "rng": random.get_rng_state(),
+            "log_history": self.log_history,
+            "best_metric": self.best_metric,
+            "best_model_checkpoint": self.best_model_checkpoint,
+            "args": {k: v for k, v in asdict(self.args).items() if k != "extra"},
+        }
+        return save_checkpoint(
+            self.args.output_dir,
+            self.global_step,
+            self.model.state_dict(),
+            self.optimizer.state_dict(),
+            state,
+        )
+
+    def _resume(self, where: bool | str, loader: DataLoader) -> dict:
+        if where is True:
+            found = latest_checkpoint(self.args.output_dir)
+            if found is None:
+                raise FileNotFoundError(
+                    f"Trainer: resume_from_checkpoint=True but {self.args.output_dir} holds no "
+                    "usable checkpoint"
+                )
+            _, checkpoint = found
+        else:
+            checkpoint = load_checkpoint(where)
+        state = checkpoint["trainer_state"]
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.lr_scheduler.load_state_dict(state["scheduler"])
+        random.set_rng_state(state["rng"])
+        loader.load_state_dict(state["loader"])
+        self.global_step, self.epoch = state["step"], state["epoch"]
+        self.log_history = list(state["log_history"])
+        self.best_metric = state["best_metric"]
+        self.best_model_checkpoint = state["best_model_checkpoint"]
+        return state
+
+    # -- evaluation and prediction ----------------------------------------------------------------
+    def _predict_loop(self, dataset: Any) -> tuple[np.ndarray, np.ndarray | None, float]:
+        self.model.eval()
+        predictions, labels, losses, counts = [], [], [], []
+        with no_grad():
+            for batch in self._eval_dataloader(dataset):
+                loss, output = self.compute_loss(batch, return_outputs=True)
+                predictions.append(_logits_of(output).data)
+                _, _, y = _split(batch)
+                if y is not None:
+                    labels.append(y.data if isinstance(y, Tensor) else np.asarray(y))
+                n = batch_size_of(batch)
+                losses.append(float(loss.data) * n)
+                counts.append(n)
+        preds = np.concatenate(predictions) if predictions else np.zeros(0)
+        label_ids = np.concatenate(labels) if labels else None
+        return preds, label_ids, sum(losses) / max(sum(counts), 1)
+
+    def evaluate(self, eval_dataset: Any = None) -> dict:
+        """{'eval_loss': mean loss, and compute_metrics' results prefixed 'eval_'}."""
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if dataset is None:
+            raise ValueError("Trainer: evaluate() needs an eval_dataset")
+        preds, label_ids, loss = self._predict_loop(dataset)
+        metrics = {"eval_loss": loss}
+        if self.compute_metrics is not None:
+            for k, v in self.compute_metrics(EvalPrediction(preds, label_ids)).items():
+                metrics[k if k.startswith("eval_") else f"eval_{k}"] = float(v)
+        return metrics
+
+    def predict(self, test_dataset: Any) -> PredictionOutput:
+        """Predictions (the model's logits) for a data set, with its labels and metrics."""
+        preds, label_ids, loss = self._predict_loop(test_dataset)
+        metrics = {"test_loss": loss}
+        if self.compute_metrics is not None and label_ids is not None:
+            for k, v in self.compute_metrics(EvalPrediction(preds, label_ids)).items():
+                metrics[f"test_{k}"] = float(v)
+        return PredictionOutput(preds, label_ids, metrics)
+
+    def _plot(self) -> None:
+        train = [(h["step"], h["loss"]) for h in self.log_history if "loss" in h]
+        evals = [(h["step"], h["eval_loss"]) for h in self.log_history if "eval_loss" in h]
+        save_curves(
+            {"train loss": train, "eval loss": evals}, Path(self.args.output_dir) / "curves.png"
+        )
+
+
+def batch_size_of(batch: Any) -> int:
+    """The number of samples in a collated batch."""
+    if isinstance(batch, dict):
+        batch = next(iter(batch.values()))
+    if isinstance(batch, (tuple, list)):
+        batch = batch[0]
+    return int(batch.shape[0]) if hasattr(batch, "shape") and len(batch.shape) else 1
