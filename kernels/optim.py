@@ -100,29 +100,63 @@ def _flat(*arrays):
     return tuple(None if a is None else a.reshape(-1) for a in arrays)
 
 
-def sgd_step(p, g, buf, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
-             first=False):
+def sgd_step(
+    p, g, buf, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, first=False
+):
     """One SGD update of p in place (buf, the momentum buffer, too)."""
     check("sgd_step", p, g, buf=buf)
     p1, g1, b1 = _flat(p, g, p if buf is None else buf)
-    _sgd(p1, g1, b1, float(lr), float(momentum), float(dampening), bool(nesterov),
-         float(weight_decay), bool(first))
+    _sgd(
+        p1,
+        g1,
+        b1,
+        float(lr),
+        float(momentum),
+        float(dampening),
+        bool(nesterov),
+        float(weight_decay),
+        bool(first),
+    )
 
 
 def adam_step(p, g, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step):
     """One Adam (decoupled=False) or AdamW (decoupled=True) update in place; step counts from 1."""
     check("adam_step", p, g, m=m, v=v, vmax=vmax)
     p1, g1, m1, v1, x1 = _flat(p, g, m, v, v if vmax is None else vmax)
-    _adam(p1, g1, m1, v1, x1, float(lr), float(beta1), float(beta2), float(eps),
-          float(weight_decay), bool(decoupled), bool(amsgrad), float(step))
+    _adam(
+        p1,
+        g1,
+        m1,
+        v1,
+        x1,
+        float(lr),
+        float(beta1),
+        float(beta2),
+        float(eps),
+        float(weight_decay),
+        bool(decoupled),
+        bool(amsgrad),
+        float(step),
+    )
 
 
 def rmsprop_step(p, g, sq, ga, buf, lr, alpha, eps, weight_decay, momentum, centered):
     """One RMSprop update in place (ga only when centered, buf only with momentum)."""
     check("rmsprop_step", p, g, sq=sq, ga=ga, buf=buf)
     p1, g1, s1, a1, b1 = _flat(p, g, sq, sq if ga is None else ga, sq if buf is None else buf)
-    _rmsprop(p1, g1, s1, a1, b1, float(lr), float(alpha), float(eps), float(weight_decay),
-             float(momentum), bool(centered))
+    _rmsprop(
+        p1,
+        g1,
+        s1,
+        a1,
+        b1,
+        float(lr),
+        float(alpha),
+        float(eps),
+        float(weight_decay),
+        float(momentum),
+        bool(centered),
+    )
 
 
 def adagrad_step(p, g, total, lr, lr_decay, eps, weight_decay, step):

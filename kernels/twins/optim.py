@@ -7,8 +7,9 @@ import numpy as np
 from kernels.optim import check
 
 
-def sgd_step(p, g, buf, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
-             first=False):
+def sgd_step(
+    p, g, buf, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, first=False
+):
     check("sgd_step", p, g, buf=buf)
     d = g + weight_decay * p if weight_decay else g.copy()
     if momentum != 0.0:

@@ -140,7 +140,9 @@ class LambdaLR(LRScheduler):
 
     def __init__(self, optimizer, lr_lambda: Callable | Sequence[Callable], last_epoch=-1):
         n = len(optimizer.param_groups)
-        self.lr_lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * n
+        self.lr_lambdas = (
+            list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * n
+        )
         if len(self.lr_lambdas) != n:
             raise ValueError(f"LambdaLR: {len(self.lr_lambdas)} functions for {n} groups")
         super().__init__(optimizer, last_epoch)
@@ -153,8 +155,13 @@ class SequentialLR(LRScheduler):
     """Run ``schedulers[0]`` until ``milestones[0]``, then ``schedulers[1]`` from its own
     epoch 0, and so on."""
 
-    def __init__(self, optimizer, schedulers: Sequence[LRScheduler], milestones: Sequence[int],
-                 last_epoch: int = -1):
+    def __init__(
+        self,
+        optimizer,
+        schedulers: Sequence[LRScheduler],
+        milestones: Sequence[int],
+        last_epoch: int = -1,
+    ):
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(
                 f"SequentialLR: {len(schedulers)} schedulers need {len(schedulers) - 1} "
@@ -213,15 +220,18 @@ class OneCycleLR(LRScheduler):
         if total_steps <= 0:
             raise ValueError(f"OneCycleLR: total_steps must be positive, got {total_steps}")
         if anneal_strategy not in ("cos", "linear"):
-            raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear'")
+            raise ValueError("OneCycleLR: anneal_strategy must be 'cos' or 'linear'")
         n = len(optimizer.param_groups)
         max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * n
         self.total_steps, self.anneal_strategy = total_steps, anneal_strategy
         self.cycle_momentum = cycle_momentum
         p = float(pct_start * total_steps)
         if three_phase:
-            self.phases = [(p - 1, "initial", "max"), (2 * p - 2, "max", "initial"),
-                           (total_steps - 1, "initial", "min")]
+            self.phases = [
+                (p - 1, "initial", "max"),
+                (2 * p - 2, "max", "initial"),
+                (total_steps - 1, "initial", "min"),
+            ]
         else:
             self.phases = [(p - 1, "initial", "max"), (total_steps - 1, "max", "min")]
         self.lr_points = [

@@ -75,8 +75,13 @@ def unpack_optimizer(arrays: dict[str, Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": groups}
 
 
-def save_checkpoint(directory: str | os.PathLike, step: int, model_state: dict,
-                    optimizer_state: dict | None, trainer_state: dict) -> Path:
+def save_checkpoint(
+    directory: str | os.PathLike,
+    step: int,
+    model_state: dict,
+    optimizer_state: dict | None,
+    trainer_state: dict,
+) -> Path:
     """Write ``<directory>/checkpoint-<step>`` atomically; returns its path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -158,8 +163,9 @@ def latest_checkpoint(directory: str | os.PathLike) -> tuple[Path, dict] | None:
     return None
 
 
-def rotate_checkpoints(directory: str | os.PathLike, limit: int | None,
-                       keep: Path | None = None) -> None:
+def rotate_checkpoints(
+    directory: str | os.PathLike, limit: int | None, keep: Path | None = None
+) -> None:
     """Delete the oldest checkpoints beyond ``limit``; never the newest, nor ``keep`` (the
     best model's)."""
     if not limit or limit <= 0:

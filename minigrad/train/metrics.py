@@ -48,7 +48,9 @@ def top_k_accuracy(y_true: Any, scores: Any, k: int = 5) -> float:
     """Fraction of samples whose true label is among the k highest scores (N, C)."""
     s, t = _array(scores), _array(y_true).reshape(-1)
     if s.ndim != 2 or s.shape[0] != t.shape[0]:
-        raise ValueError(f"top_k_accuracy: expected scores (N, C) for {t.shape[0]} labels, got {s.shape}")
+        raise ValueError(
+            f"top_k_accuracy: expected scores (N, C) for {t.shape[0]} labels, got {s.shape}"
+        )
     if not 1 <= k <= s.shape[1]:
         raise ValueError(f"top_k_accuracy: k must be in [1, {s.shape[1]}], got {k}")
     top = np.argpartition(-s, k - 1, axis=1)[:, :k]

@@ -37,10 +37,13 @@ class Progress:
             self.bar.close()
 
 
-def save_curves(series: dict[str, list[tuple[float, float]]], path: str | os.PathLike,
-                xlabel: str = "step") -> Path | None:
+def save_curves(
+    series: dict[str, list[tuple[float, float]]], path: str | os.PathLike, xlabel: str = "step"
+) -> Path | None:
     """Plot each named series of (x, y) points into a PNG at ``path`` (written atomically);
     returns the path, or None when matplotlib is not installed."""
+    if not any(series.values()):
+        return None
     try:
         import matplotlib
 

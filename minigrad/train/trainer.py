@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -351,8 +350,9 @@ class Trainer:
             path = self._save(loader, epoch)
             if metrics is not None:
                 self._track_best(metrics, path)
-            rotate_checkpoints(args.output_dir, args.save_total_limit,
-                               keep=self.best_model_checkpoint)
+            rotate_checkpoints(
+                args.output_dir, args.save_total_limit, keep=self.best_model_checkpoint
+            )
 
     def _track_best(self, metrics: dict, path: Path) -> None:
         key = self.args.metric_for_best_model

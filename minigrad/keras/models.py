@@ -1,0 +1,342 @@
+"""Keras's ``Sequential`` with ``compile``, ``fit``, ``evaluate``, ``predict`` and ``summary``,
+on minigrad. A Keras program runs with only its imports changed:
+
+    from minigrad.keras.models import Sequential
+    from minigrad.keras.layers import Dense
+
+    model = Sequential([Dense(10, activation="relu", input_shape=(8,)),
+                        Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, epochs=10, batch_size=32)
+
+Keras semantics are kept where they differ from PyTorch's: losses take probabilities (the
+output of a sigmoid or softmax layer) unless a loss object says ``from_logits=True``;
+``validation_split`` holds out the *last* fraction of the data, before shuffling; the
+optimizers' defaults are Keras's (Adam eps 1e-7, SGD lr 0.01, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+import minigrad.nn as nn
+from minigrad import dtypes, random
+from minigrad.autograd import no_grad
+from minigrad.io import load, save
+from minigrad.keras import losses as keras_losses
+from minigrad.keras import optimizers as keras_optimizers
+from minigrad.keras.layers import Embedding, Layer
+from minigrad.optim.optimizer import Optimizer
+from minigrad.tensor import Tensor
+from minigrad.train.callbacks import Callback, CallbackList
+from minigrad.train.progress import Progress, enabled
+
+
+class History(Callback):
+    """What ``fit`` returns: ``history[name]`` is the list of per-epoch values."""
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.params: dict[str, Any] = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
+
+
+def _array(x: Any) -> np.ndarray:
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
+class Sequential:
+    """A stack of Keras layers, built when the input shape is known."""
+
+    def __init__(self, layers: Sequence[Layer] | None = None, name: str | None = None) -> None:
+        self.name = name or "sequential"
+        self.layers: list[Layer] = []
+        self.optimizer: Optimizer | None = None
+        self.loss = None
+        self.metrics: list[tuple[str, Any]] = []
+        self.stop_training = False
+        self._net = nn.ModuleDict()
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer: Layer) -> None:
+        """Append a layer; its weights are created as soon as its input shape is known."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add: expected a keras layer, got {type(layer).__name__}")
+        names = {other.name for other in self.layers}
+        base, k = layer.name, 1
+        while layer.name in names:
+            layer.name = f"{base}_{k}"
+            k += 1
+        self.layers.append(layer)
+        if len(self.layers) == 1 and layer.input_shape is not None:
+            self._shape = (None,) + layer.input_shape
+        if self._shape is not None:
+            self._build_layer(layer)
+
+    _shape: tuple | None = None  # the output shape of the layers built so far
+    _pending_optimizer = None
+
+    def _build_layer(self, layer: Layer) -> None:
+        out = layer.build(self._shape)
+        layer.input_shape_built, layer.output_shape = self._shape, tuple(out)
+        self._shape = (None,) + tuple(out[1:])
+        if layer.module is not None:
+            self._net[layer.name] = layer.module
+
+    @property
+    def built(self) -> bool:
+        return bool(self.layers) and all(
+            hasattr(layer, "input_shape_built") for layer in self.layers
+        )
+
+    def build(self, input_shape: tuple) -> None:
+        """Create every layer's weights for inputs of ``input_shape`` (batch dim None)."""
+        if not self.layers:
+            raise ValueError("Sequential.build: the model has no layers")
+        if self._shape is None:
+            self._shape = tuple(input_shape)
+        for layer in self.layers:
+            if not hasattr(layer, "input_shape_built"):
+                self._build_layer(layer)
+        if self.optimizer is None and self._pending_optimizer is not None:
+            self.optimizer = self._pending_optimizer.build(self._net.parameters())
+
+    # -- running ----------------------------------------------------------------------------
+    def _inputs(self, x: Any) -> Tensor:
+        a = _array(x)
+        integer_input = self.layers and isinstance(self.layers[0], Embedding)
+        if integer_input:
+            a = a.astype(np.int64)
+        elif a.dtype != dtypes.get_default_dtype():
+            a = a.astype(dtypes.get_default_dtype())
+        if not self.built:
+            self.build((None,) + a.shape[1:])
+        expected = self.layers[0].input_shape_built[1:]
+        if tuple(a.shape[1:]) != tuple(expected):
+            raise ValueError(
+                f"{self.name}: expected inputs of shape (batch, {', '.join(map(str, expected))}), "
+                f"got {a.shape}"
+            )
+        return Tensor._from_array(np.ascontiguousarray(a))
+
+    def __call__(self, x: Any, training: bool = False) -> Tensor:
+        h = x if isinstance(x, Tensor) else self._inputs(x)
+        self._net.train(training)
+        for layer in self.layers:
+            h = layer.call(h, training)
+        return h
+
+    # -- compile, fit, evaluate, predict -----------------------------------------------------
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None) -> None:
+        """Choose the optimizer (a Keras name, a keras.optimizers object or a minigrad
+        optimizer), the loss (a name or a callable (y_true, y_pred) -> scalar tensor) and the
+        metrics (names)."""
+        if loss is None:
+            raise ValueError("compile: a loss is required")
+        self.loss = keras_losses.get(loss)
+        self.metrics = [
+            (keras_losses.metric_name(m, loss), keras_losses.get_metric(m, loss))
+            for m in (metrics or [])
+        ]
+        if isinstance(optimizer, Optimizer):
+            self.optimizer, self._pending_optimizer = optimizer, None
+        else:
+            self._pending_optimizer = keras_optimizers.get(optimizer)
+            self.optimizer = None
+            if self.built:
+                self.optimizer = self._pending_optimizer.build(self._net.parameters())
+
+    def _check_compiled(self, what: str) -> None:
+        if self.loss is None:
+            raise RuntimeError(f"{what}: call compile() first")
+
+    def _targets(self, y: Any, out_shape: tuple) -> Tensor:
+        a = _array(y)
+        if a.dtype.kind in "iub" and self.loss.sparse:
+            return Tensor._from_array(a.astype(np.int64))
+        return Tensor._from_array(a.astype(dtypes.get_default_dtype()))
+
+    def _run_batches(self, x, y, batch_size, train, order=None, progress=None, callbacks=None):
+        n = len(x)
+        order = np.arange(n) if order is None else order
+        totals: dict[str, float] = {}
+        for batch, start in enumerate(range(0, n, batch_size)):
+            idx = order[start : start + batch_size]
+            xb = Tensor._from_array(x.data[idx])
+            yb = Tensor._from_array(y.data[idx])
+            if train:
+                pred = self(xb, training=True)
+                loss = self.loss(yb, pred)
+                loss.backward()
+                self.optimizer.step()
+                self.optimizer.zero_grad()
+            else:
+                with no_grad():
+                    pred = self(xb, training=False)
+                    loss = self.loss(yb, pred)
+            values = {"loss": float(loss.data)}
+            for name, metric in self.metrics:
+                values[name] = metric(yb.data, pred.data)
+            for k, v in values.items():
+                totals[k] = totals.get(k, 0.0) + v * len(idx)
+            if callbacks is not None:
+                callbacks.on_train_batch_end(batch, dict(values))
+            if progress is not None:
+                running = {k: totals[k] / min(start + batch_size, n) for k in totals}
+                progress.update(1, len(idx), **running)
+            if self.stop_training:
+                break
+        return {k: v / n for k, v in totals.items()}
+
+    def fit(
+        self,
+        x: Any,
+        y: Any,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose: Any = "auto",
+        callbacks: list[Callback] | None = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        initial_epoch: int = 0,
+    ) -> History:
+        """Train for ``epochs`` passes over (x, y); returns the History."""
+        self._check_compiled("fit")
+        batch_size = batch_size or 32
+        xt = self._inputs(x)
+        if self.optimizer is None:
+            self.optimizer = self._pending_optimizer.build(self._net.parameters())
+        yt = self._targets(y, None)
+        if len(xt) != len(yt):
+            raise ValueError(f"fit: x has {len(xt)} samples but y has {len(yt)}")
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
+        val = None
+        if validation_data is not None:
+            val = (self._inputs(validation_data[0]), self._targets(validation_data[1], None))
+        elif validation_split:
+            cut = int(len(xt) * (1.0 - validation_split))
+            val = (Tensor._from_array(xt.data[cut:]), Tensor._from_array(yt.data[cut:]))
+            xt, yt = Tensor._from_array(xt.data[:cut]), Tensor._from_array(yt.data[:cut])
+        history = History()
+        history.params = {"epochs": epochs, "steps": -(-len(xt) // batch_size), "verbose": verbose}
+        cbs = CallbackList([history] + list(callbacks or []), self)
+        self.stop_training = False
+        cbs.on_train_begin({})
+        for epoch in range(initial_epoch, epochs):
+            cbs.on_epoch_begin(epoch, {})
+            order = random.rng().permutation(len(xt)) if shuffle else None
+            progress = Progress(
+                history.params["steps"], f"Epoch {epoch + 1}/{epochs}", enabled(verbose)
+            )
+            logs = self._run_batches(xt, yt, batch_size, True, order, progress, cbs)
+            progress.close()
+            if val is not None:
+                for k, v in self._run_batches(val[0], val[1], batch_size, False).items():
+                    logs[f"val_{k}"] = v
+            if verbose == 2:
+                print(
+                    f"Epoch {epoch + 1}/{epochs} - "
+                    + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+                )
+            cbs.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end({})
+        return history
+
+    def evaluate(
+        self,
+        x: Any,
+        y: Any,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        return_dict: bool = False,
+    ) -> Any:
+        """The loss (and metrics) on (x, y): a float, a list [loss, metrics...], or a dict."""
+        self._check_compiled("evaluate")
+        xt, yt = self._inputs(x), self._targets(y, None)
+        logs = self._run_batches(xt, yt, batch_size or 32, False)
+        if return_dict:
+            return logs
+        return (
+            logs["loss"]
+            if not self.metrics
+            else [logs["loss"]] + [logs[name] for name, _ in self.metrics]
+        )
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto") -> np.ndarray:
+        """The model's outputs for x, as a NumPy array."""
+        xt = self._inputs(x)
+        size = batch_size or 32
+        with no_grad():
+            outs = [
+                self(Tensor._from_array(xt.data[i : i + size])).data
+                for i in range(0, len(xt), size)
+            ]
+        return np.concatenate(outs) if outs else np.zeros((0,))
+
+    # -- weights and summary ----------------------------------------------------------------
+    def count_params(self) -> int:
+        return sum(p.data.size for p in self._net.parameters())
+
+    def state_dict(self) -> dict:
+        return self._net.state_dict()
+
+    def load_state_dict(self, state: dict) -> Any:
+        return self._net.load_state_dict(state)
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [p.data.copy() for p in self._net.parameters()]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        params = list(self._net.parameters())
+        if len(weights) != len(params):
+            raise ValueError(f"set_weights: {len(weights)} arrays for {len(params)} weights")
+        for p, w in zip(params, weights):
+            if tuple(np.shape(w)) != p.shape:
+                raise ValueError(f"set_weights: shape {np.shape(w)} for a weight of {p.shape}")
+        for p, w in zip(params, weights):
+            p.data[...] = w
+
+    def save_weights(self, path: str) -> None:
+        save(self.state_dict(), path)
+
+    def load_weights(self, path: str) -> None:
+        self.load_state_dict(load(path))
+
+    def summary(self, print_fn: Any = print) -> None:
+        """Print each layer's type, output shape and parameter count, and the totals."""
+        if not self.built:
+            raise ValueError(
+                "summary: the model is not built yet; give the first layer input_shape, or call "
+                "fit() or build()"
+            )
+        rows = [("Layer (type)", "Output Shape", "Param #")]
+        for layer in self.layers:
+            count = sum(p.data.size for p in layer.module.parameters()) if layer.module else 0
+            shape = (
+                "(" + ", ".join("None" if d is None else str(d) for d in layer.output_shape) + ")"
+            )
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape, f"{count:,}"))
+        widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
+        line = "=" * sum(widths)
+        print_fn(f'Model: "{self.name}"')
+        print_fn(line)
+        for i, r in enumerate(rows):
+            print_fn("".join(c.ljust(w) for c, w in zip(r, widths)))
+            print_fn(line if i == 0 else "-" * sum(widths))
+        total = self.count_params()
+        print_fn(f"Total params: {total:,}")
+        print_fn(f"Trainable params: {total:,}")
+        print_fn("Non-trainable params: 0")
