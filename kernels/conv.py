@@ -60,8 +60,16 @@ def _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, G, OH, OW, cols):
                         continue
                     for j in range(lo):
                         row[base + j] = 0.0
-                    for j in range(lo, hi):
-                        row[base + j] = x[b, c, h, j * sw - pl + v * dw]
+                    shift = v * dw - pl
+                    # j * sw + shift >= 0 for j in [lo, hi): an unsigned index tells Numba so,
+                    # which drops its negative-index wraparound branch from the loop, and the
+                    # stride-1 copy then vectorizes (4x faster in isolation)
+                    if sw == 1:
+                        for j in range(lo, hi):
+                            row[np.uint64(base + j)] = x[b, c, h, np.uint64(j + shift)]
+                    else:
+                        for j in range(lo, hi):
+                            row[np.uint64(base + j)] = x[b, c, h, np.uint64(j * sw + shift)]
                     for j in range(hi, OW):
                         row[base + j] = 0.0
 
@@ -87,8 +95,13 @@ def _col2im(dcols, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW, dx):
                     if h < 0 or h >= H:
                         continue
                     base = b * L + i * OW
-                    for j in range(lo, hi):
-                        dx[b, c, h, j * sw - pl + v * dw] += row[base + j]
+                    shift = v * dw - pl  # unsigned indices: see _im2col
+                    if sw == 1:
+                        for j in range(lo, hi):
+                            dx[b, c, h, np.uint64(j + shift)] += row[np.uint64(base + j)]
+                    else:
+                        for j in range(lo, hi):
+                            dx[b, c, h, np.uint64(j * sw + shift)] += row[np.uint64(base + j)]
 
 
 def conv_padding(name, padding, kernel_hw, dilation_hw, stride_hw):

@@ -25,58 +25,78 @@ from numba import prange
 from kernels import _validate
 from kernels._config import kernel
 
+# Scalars arrive in the parameters' dtype (the wrappers convert them, after computing
+# 1 - beta and the like in float64, as PyTorch does: in float32, 1 - 0.999 loses 4 digits), so
+# that float32
+# parameters are updated in float32 arithmetic, as PyTorch does, and the loops vectorize: with
+# Python floats every element was converted to float64 and back, and an SGD step over 200K
+# float32 weights took 76 us against 38 us for NumPy's p -= lr * g. Each option gets its own
+# loop, so no branch is left inside a loop.
+
 
 @kernel(parallel=True)
-def _sgd(p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first):
-    for i in prange(p.shape[0]):
-        d = g[i] + weight_decay * p[i]
-        if momentum != 0.0:
-            b = d if first else momentum * buf[i] + (1.0 - dampening) * d
+def _sgd(p, g, buf, lr, momentum, keep, nesterov, weight_decay, first):
+    # keep = 1 - dampening
+    n = p.shape[0]
+    if momentum == 0:
+        for i in prange(n):
+            p[i] -= lr * (g[i] + weight_decay * p[i])
+    elif first:
+        for i in prange(n):
+            d = g[i] + weight_decay * p[i]
+            buf[i] = d
+            p[i] -= lr * (d + momentum * d if nesterov else d)
+    elif nesterov:
+        for i in prange(n):
+            d = g[i] + weight_decay * p[i]
+            b = momentum * buf[i] + keep * d
             buf[i] = b
-            d = d + momentum * b if nesterov else b
-        p[i] = p[i] - lr * d
+            p[i] -= lr * (d + momentum * b)
+    else:
+        for i in prange(n):
+            d = g[i] + weight_decay * p[i]
+            b = momentum * buf[i] + keep * d
+            buf[i] = b
+            p[i] -= lr * b
 
 
 @kernel(parallel=True)
-def _adam(p, g, m, v, vmax, lr, b1, b2, eps, weight_decay, decoupled, amsgrad, step):
-    bc1 = 1.0 - b1**step
-    sqrt_bc2 = np.sqrt(1.0 - b2**step)
-    step_size = lr / bc1
-    for i in prange(p.shape[0]):
-        x = p[i]
-        d = g[i]
-        if decoupled:
-            x = x * (1.0 - lr * weight_decay)
-        else:
-            d = d + weight_decay * x
-        mi = b1 * m[i] + (1.0 - b1) * d
-        vi = b2 * v[i] + (1.0 - b2) * d * d
+def _adam(p, g, m, v, vmax, b1, c1, b2, c2, eps, shrink, coupled, amsgrad, step_size, inv_sqrt_bc2):
+    # c1 = 1 - b1, c2 = 1 - b2; shrink = 1 - lr * weight_decay (AdamW) or 1;
+    # coupled = weight_decay (Adam) or 0
+    n = p.shape[0]
+    for i in prange(n):
+        x = p[i] * shrink
+        d = g[i] + coupled * p[i]
+        mi = b1 * m[i] + c1 * d
+        vi = b2 * v[i] + c2 * d * d
         m[i] = mi
         v[i] = vi
         if amsgrad:
             vi = max(vmax[i], vi)
             vmax[i] = vi
-        p[i] = x - step_size * mi / (np.sqrt(vi) / sqrt_bc2 + eps)
+        p[i] = x - step_size * mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps)
 
 
 @kernel(parallel=True)
-def _rmsprop(p, g, sq, ga, buf, lr, alpha, eps, weight_decay, momentum, centered):
+def _rmsprop(p, g, sq, ga, buf, lr, alpha, c, eps, weight_decay, momentum, centered):
+    # c = 1 - alpha
     for i in prange(p.shape[0]):
         d = g[i] + weight_decay * p[i]
-        s = alpha * sq[i] + (1.0 - alpha) * d * d
+        s = alpha * sq[i] + c * d * d
         sq[i] = s
         if centered:
-            a = alpha * ga[i] + (1.0 - alpha) * d
+            a = alpha * ga[i] + c * d
             ga[i] = a
             avg = np.sqrt(s - a * a) + eps
         else:
             avg = np.sqrt(s) + eps
-        if momentum > 0.0:
+        if momentum > 0:
             b = momentum * buf[i] + d / avg
             buf[i] = b
-            p[i] = p[i] - lr * b
+            p[i] -= lr * b
         else:
-            p[i] = p[i] - lr * d / avg
+            p[i] -= lr * d / avg
 
 
 @kernel(parallel=True)
@@ -85,7 +105,7 @@ def _adagrad(p, g, total, clr, eps, weight_decay):
         d = g[i] + weight_decay * p[i]
         s = total[i] + d * d
         total[i] = s
-        p[i] = p[i] - clr * d / (np.sqrt(s) + eps)
+        p[i] -= clr * d / (np.sqrt(s) + eps)
 
 
 def check(name: str, p: np.ndarray, g: np.ndarray, **state: np.ndarray | None) -> None:
@@ -105,16 +125,17 @@ def sgd_step(
 ):
     """One SGD update of p in place (buf, the momentum buffer, too)."""
     check("sgd_step", p, g, buf=buf)
+    f = p.dtype.type
     p1, g1, b1 = _flat(p, g, p if buf is None else buf)
     _sgd(
         p1,
         g1,
         b1,
-        float(lr),
-        float(momentum),
-        float(dampening),
+        f(lr),
+        f(momentum),
+        f(1.0 - dampening),
         bool(nesterov),
-        float(weight_decay),
+        f(weight_decay),
         bool(first),
     )
 
@@ -122,27 +143,35 @@ def sgd_step(
 def adam_step(p, g, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step):
     """One Adam (decoupled=False) or AdamW (decoupled=True) update in place; step counts from 1."""
     check("adam_step", p, g, m=m, v=v, vmax=vmax)
+    f = p.dtype.type
+    step_size = lr / (1.0 - beta1**step)  # the bias corrections, in float64, once
+    inv_sqrt_bc2 = 1.0 / np.sqrt(1.0 - beta2**step)
     p1, g1, m1, v1, x1 = _flat(p, g, m, v, v if vmax is None else vmax)
+    shrink = 1.0 - lr * weight_decay if decoupled else 1.0
+    coupled = 0.0 if decoupled else weight_decay
     _adam(
         p1,
         g1,
         m1,
         v1,
         x1,
-        float(lr),
-        float(beta1),
-        float(beta2),
-        float(eps),
-        float(weight_decay),
-        bool(decoupled),
+        f(beta1),
+        f(1.0 - beta1),
+        f(beta2),
+        f(1.0 - beta2),
+        f(eps),
+        f(shrink),
+        f(coupled),
         bool(amsgrad),
-        float(step),
+        f(step_size),
+        f(inv_sqrt_bc2),
     )
 
 
 def rmsprop_step(p, g, sq, ga, buf, lr, alpha, eps, weight_decay, momentum, centered):
     """One RMSprop update in place (ga only when centered, buf only with momentum)."""
     check("rmsprop_step", p, g, sq=sq, ga=ga, buf=buf)
+    f = p.dtype.type
     p1, g1, s1, a1, b1 = _flat(p, g, sq, sq if ga is None else ga, sq if buf is None else buf)
     _rmsprop(
         p1,
@@ -150,11 +179,12 @@ def rmsprop_step(p, g, sq, ga, buf, lr, alpha, eps, weight_decay, momentum, cent
         s1,
         a1,
         b1,
-        float(lr),
-        float(alpha),
-        float(eps),
-        float(weight_decay),
-        float(momentum),
+        f(lr),
+        f(alpha),
+        f(1.0 - alpha),
+        f(eps),
+        f(weight_decay),
+        f(momentum),
         bool(centered),
     )
 
@@ -162,6 +192,7 @@ def rmsprop_step(p, g, sq, ga, buf, lr, alpha, eps, weight_decay, momentum, cent
 def adagrad_step(p, g, total, lr, lr_decay, eps, weight_decay, step):
     """One Adagrad update in place; step counts from 1."""
     check("adagrad_step", p, g, total=total)
-    clr = float(lr) / (1.0 + (step - 1) * float(lr_decay))
+    f = p.dtype.type
+    clr = lr / (1.0 + (step - 1) * lr_decay)
     p1, g1, t1 = _flat(p, g, total)
-    _adagrad(p1, g1, t1, clr, float(eps), float(weight_decay))
+    _adagrad(p1, g1, t1, f(clr), f(eps), f(weight_decay))

@@ -461,7 +461,8 @@ def _accumulate_into_leaf(node: AccumulateGrad, g: Any, create_graph: bool) -> N
         g = g if isinstance(g, Tensor) else Tensor._from_array(g)
         leaf.grad = g if leaf.grad is None else leaf.grad + g
     elif leaf.grad is None:
-        leaf.grad = Tensor._from_array(np.array(g, dtype=leaf.dtype, copy=True))
+        # a C-contiguous copy: the optimizers' kernels then update it in place, no copy again
+        leaf.grad = Tensor._from_array(np.array(g, dtype=leaf.dtype, order="C", copy=True))
     else:
         leaf.grad.data += g  # gradients accumulate on leaves until zeroed
 

@@ -41,9 +41,9 @@ from minigrad.ops import (
     softplus,
     tanh,
 )
-from minigrad.ops.common import as_tensor, operands
+from minigrad.ops.common import as_tensor
 from minigrad.ops.indexing import getitem, where
-from minigrad.ops.matmul import matmul
+from minigrad.ops.matmul import linear
 from minigrad.tensor import Tensor
 
 __all__ = [
@@ -80,22 +80,6 @@ __all__ = [
     "softplus",
     "tanh",
 ]
-
-
-def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """input @ weight.T + bias, with weight (out_features, in_features) as in PyTorch."""
-    x, w = operands(input, weight)
-    if w.ndim != 2:
-        raise ValueError(
-            f"linear: expected weight of shape (out_features, in_features), got {w.shape}"
-        )
-    if x.ndim == 0 or x.shape[-1] != w.shape[1]:
-        raise ValueError(
-            f"linear: input of shape {x.shape} does not match weight {w.shape} "
-            f"(expected the last input dim to be {w.shape[1]})"
-        )
-    out = matmul(x, w.mT)
-    return out if bias is None else out + bias
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
