@@ -146,7 +146,8 @@ def main() -> None:
     torch.manual_seed(0)
     rows = [run_case(name, torch, args.steps, args.repeats) for name in args.only]
     print(
-        f"threads={args.threads}, float32, one training step, median of {args.repeats} x {args.steps} steps"
+        f"threads={args.threads}, float32, one training step, "
+        f"median of {args.repeats} x {args.steps} steps"
     )
     print(
         table(

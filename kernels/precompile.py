@@ -17,7 +17,17 @@ import numpy as np
 
 def exercise(dtype) -> None:
     """Call every kernel once on tiny inputs of ``dtype`` (each path: fast and general)."""
-    from kernels import attention, conv, elementwise, layer_norm, matmul, pool, rnn, softmax
+    from kernels import (
+        attention,
+        conv,
+        elementwise,
+        layer_norm,
+        matmul,
+        optim,
+        pool,
+        rnn,
+        softmax,
+    )
 
     rng = np.random.default_rng(0)
 
@@ -57,6 +67,14 @@ def exercise(dtype) -> None:
     o, lse = attention.attention_forward(q, q, q, np.ones((3, 3), bool))
     attention.attention_backward(q, q, q, o, lse, o, np.ones((3, 3), bool))
     matmul.gemm(a(3, 4), a(4, 2))
+    p, g, m, v = a(8), a(8), np.zeros(8, dtype), np.zeros(8, dtype)
+    for first in (True, False):
+        for nesterov in (True, False):
+            optim.sgd_step(p, g, m, 0.1, 0.9, 0.0, nesterov, 0.0, first)
+    optim.sgd_step(p, g, None, 0.1)
+    optim.adam_step(p, g, m, v, v.copy(), 0.1, 0.9, 0.99, 1e-8, 0.0, False, True, 1)
+    optim.rmsprop_step(p, g, m, v, v.copy(), 0.1, 0.9, 1e-8, 0.0, 0.9, True)
+    optim.adagrad_step(p, g, m, 0.1, 0.0, 1e-10, 0.0, 1)
     big = a(1 << 14)
     elementwise.where(big > 0, big, 0.0)
     elementwise.where(big > 0, big, big)

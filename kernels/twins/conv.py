@@ -70,7 +70,16 @@ def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return out + bias.reshape(1, o, 1, 1) if bias is not None else np.ascontiguousarray(out)
 
 
-def conv2d_backward(x, w, dout, stride=1, padding=0, dilation=1, groups=1, need=(True, True, True)):
+def conv2d_forward_keeping_columns(
+    x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, max_bytes=16 << 20
+):
+    """The twin keeps no columns: its backward recomputes them (the reference path)."""
+    return conv2d_forward(x, w, bias, stride, padding, dilation, groups), None
+
+
+def conv2d_backward(
+    x, w, dout, stride=1, padding=0, dilation=1, groups=1, need=(True, True, True), cols=None
+):
     k, s, p, d, (oh, ow) = _check_backward(x, w, dout, stride, padding, dilation, groups)
     b, o = x.shape[0], w.shape[0]
     dg = dout.transpose(1, 0, 2, 3).reshape(groups, o // groups, b * oh * ow)
@@ -82,7 +91,8 @@ def conv2d_backward(x, w, dout, stride=1, padding=0, dilation=1, groups=1, need=
     )
     dw = None
     if need[1]:
-        cols = im2col(x, k, s, p, d, groups, (oh, ow))
+        if cols is None:
+            cols = im2col(x, k, s, p, d, groups, (oh, ow))
         dw = np.matmul(dg, cols.transpose(0, 2, 1)).reshape(w.shape)
     dbias = dout.sum(axis=(0, 2, 3)) if need[2] else None
     return dx, dw, dbias
