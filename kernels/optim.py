@@ -109,7 +109,18 @@ def _adagrad(p, g, total, clr, eps, weight_decay):
 
 
 def check(name: str, p: np.ndarray, g: np.ndarray, **state: np.ndarray | None) -> None:
-    """The parameter, its gradient and every state buffer: one dtype, one shape, contiguous."""
+    """The parameter, its gradient and every state buffer: one dtype, one shape, contiguous.
+    The common case is checked in a few attribute reads (this runs for every parameter at
+    every step); anything unusual goes through the full check for its error message."""
+    dtype, shape = p.dtype, p.shape
+    ok = dtype in _validate.FLOATS and p.flags.c_contiguous
+    for a in (g, *state.values()):
+        if a is not None and not (
+            type(a) is np.ndarray and a.dtype == dtype and a.shape == shape and a.flags.c_contiguous
+        ):
+            ok = False
+    if ok:
+        return
     _validate.floats(name, p=p, g=g, **state)
     for label, a in {"g": g, **state}.items():
         if a is not None and a.shape != p.shape:

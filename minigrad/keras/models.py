@@ -32,7 +32,7 @@ from minigrad.keras.layers import Embedding, Layer
 from minigrad.optim.optimizer import Optimizer
 from minigrad.tensor import Tensor
 from minigrad.train.callbacks import Callback, CallbackList
-from minigrad.train.progress import Progress, enabled
+from minigrad.train.progress import Progress, enabled, save_curves
 
 
 class History(Callback):
@@ -47,6 +47,12 @@ class History(Callback):
         self.epoch.append(epoch)
         for k, v in (logs or {}).items():
             self.history.setdefault(k, []).append(v)
+
+    def plot(self, path: str) -> Any:
+        """Save the curves (one line per logged number, by epoch) as a PNG at ``path``;
+        returns the path, or None when matplotlib is not installed."""
+        series = {k: list(zip(self.epoch, v)) for k, v in self.history.items()}
+        return save_curves(series, path, xlabel="epoch")
 
 
 def _array(x: Any) -> np.ndarray:

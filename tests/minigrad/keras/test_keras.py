@@ -38,6 +38,15 @@ def test_the_seed_tensorflow_example_on_real_data(capsys):
     assert "dense (Dense)" in out and "(None, 10)" in out and "Total params: 101" in out
 
 
+def test_history_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    model = mg.keras.Sequential([mg.keras.layers.Dense(1, input_shape=(2,))])
+    model.compile(optimizer="sgd", loss="mse")
+    history = model.fit(np.ones((8, 2)), np.ones(8), epochs=3, verbose=0, validation_split=0.25)
+    path = history.plot(str(tmp_path / "curves.png"))
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
 def test_validation_split_holds_out_the_last_samples():
     x = np.arange(100, dtype=np.float32).reshape(50, 2)
     y = np.zeros(50, np.float32)
