@@ -1,5 +1,8 @@
-"""``minigrad.data``: data sets and the DataLoader, with PyTorch's names and semantics."""
+"""``minigrad.data``: data sets and the DataLoader, with PyTorch's names and semantics;
+``minigrad.data.transforms`` (Pillow augmentation), ``minigrad.data.datasets`` (MNIST, digits,
+image folders, CSV tables, text corpora) and ``minigrad.data.text`` (tokenizers)."""
 
+from minigrad.data import datasets, text, transforms
 from minigrad.data.dataloader import DataLoader, default_collate
 from minigrad.data.dataset import (
     ConcatDataset,
@@ -29,6 +32,9 @@ __all__ = [
     "Subset",
     "TensorDataset",
     "WeightedRandomSampler",
+    "datasets",
     "default_collate",
     "random_split",
+    "text",
+    "transforms",
 ]

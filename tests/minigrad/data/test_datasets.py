@@ -1,0 +1,142 @@
+"""Data sets on real files (../shared/data, skipped cleanly when absent) and on files the
+tests write, including broken ones: every error names the file and where it goes wrong."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from minigrad.data import DataLoader
+from minigrad.data import transforms as T
+from minigrad.data.datasets import (
+    MNIST,
+    SST2,
+    CharCorpus,
+    CoNLL,
+    CSVDataset,
+    Digits,
+    ImageFolder,
+    read_idx,
+)
+
+
+def need(shared_data, *parts):
+    path = shared_data.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not available")
+    return path
+
+
+def write_idx(path, array, magic):
+    header = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+
+
+def test_mnist_official_test_set(shared_data):
+    root = need(shared_data, "mnist")
+    test = MNIST(root, train=False)
+    assert len(test) == 10000 and np.bincount(test.targets).min() > 850
+    x, y = test[0]
+    assert x.shape == (1, 28, 28) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    batch = next(iter(DataLoader(MNIST(root, train=False, transform=T.ToTensor()), batch_size=4)))
+    assert batch[0].shape == (4, 1, 28, 28)
+
+
+def test_mnist_from_idx_files_the_test_writes(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (5, 28, 28))
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", images, 2051)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.arange(5), 2049)  # raw, not gzipped
+    data = MNIST(tmp_path, train=True)
+    assert len(data) == 5 and data[3][1] == 3
+    np.testing.assert_allclose(data[2][0][0], images[2] / 255.0, rtol=1e-6)
+
+
+def test_mnist_wrong_magic_truncated_and_missing(tmp_path):
+    write_idx(tmp_path / "bad-magic", np.zeros((2, 28, 28)), 2049)
+    with pytest.raises(ValueError, match=r"bad-magic has magic number 2049, expected 2051"):
+        read_idx(tmp_path / "bad-magic", 2051)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((3, 28, 28)), 2051)
+    raw = (tmp_path / "t10k-images-idx3-ubyte").read_bytes()
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(raw[:-100])
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(3), 2049)
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte is truncated or padded"):
+        MNIST(tmp_path, train=False)
+    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte\\(.gz\\) not found"):
+        MNIST(tmp_path, train=True)
+
+
+def test_image_folder_classes_and_unreadable_files(tmp_path):
+    for cls, color in (("cat", 10), ("dog", 200)):
+        (tmp_path / cls).mkdir()
+        for k in range(2):
+            Image.new("RGB", (6, 4), (color, k, 0)).save(tmp_path / cls / f"{k}.png")
+    (tmp_path / "dog" / "broken.png").write_bytes(b"not an image")
+    data = ImageFolder(tmp_path, transform=T.ToTensor())
+    assert data.classes == ["cat", "dog"] and len(data) == 5
+    x, y = data[0]
+    assert x.shape == (3, 4, 6) and y == 0
+    with pytest.raises(ValueError, match=r"cannot read image .*broken.png"):
+        data[4]  # cat 0, cat 1, dog 0, dog 1, dog broken
+    with pytest.warns(UserWarning, match="skipping unreadable image .*broken.png"):
+        skipped = ImageFolder(tmp_path, skip_unreadable=True)
+    assert len(skipped) == 4
+
+
+def test_csv_missing_values_scaling_and_errors(tmp_path):
+    train = tmp_path / "train.csv"
+    train.write_text(
+        "age,city,income,label\n20,paris,100,yes\n,rome,,no\n40,paris,300,yes\n60,,200,no\n"
+    )
+    test = tmp_path / "test.csv"
+    test.write_text("age,city,income,label\n50,oslo,,yes\n")
+    data = CSVDataset(train, "label", categorical=["city"], missing="median", indicators=True)
+    pre = data.preprocessor
+    np.testing.assert_allclose(pre.fill, [40.0, 200.0])  # medians of the training split
+    assert data.features.shape == (4, 2 + 2 + 2)  # numeric, indicators, paris/rome one-hot
+    assert data.targets.tolist() == [1, 0, 1, 0] and pre.target_names == ["no", "yes"]
+    np.testing.assert_allclose(data.features[:, :2].mean(0), 0, atol=1e-6)
+    other = CSVDataset(test, "label", preprocessor=pre)  # scaled with the training statistics
+    expected_age = (50 - pre.mean[0]) / pre.std[0]
+    np.testing.assert_allclose(other.features[0, 0], expected_age, rtol=1e-6)
+    assert other.features[0, 3] == 1.0 and other.features[0, 4:].sum() == 0  # unseen city
+    dropped = CSVDataset(train, "label", categorical=["city"], missing="drop")
+    assert len(dropped) == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("age,label\n20,1\ntwenty,0\n")
+    with pytest.raises(ValueError, match=r"bad.csv: row 3, column 'age': 'twenty' is not a number"):
+        CSVDataset(bad, "label")
+    with pytest.raises(ValueError, match="no target column 'y'"):
+        CSVDataset(train, "y", categorical=["city"])
+
+
+def test_text_readers(tmp_path, shared_data):
+    conll = tmp_path / "a.conll"
+    conll.write_text("Paris\tB-location\nis\tO\n\nhi\tO\nbroken-line\n")
+    with pytest.raises(ValueError, match=r"a.conll line 5: expected 'token<TAB>tag'"):
+        CoNLL(conll)
+    sst = tmp_path / "s.txt"
+    sst.write_text("1 a fine film\n2 what\n")
+    with pytest.raises(ValueError, match=r"s.txt line 2: expected '<0\|1> <sentence>'"):
+        SST2(sst)
+    wnut = CoNLL(need(shared_data, "wnut17", "wnut17train.conll"))
+    assert len(wnut) == 3394 and "B-person" in wnut.tag_names
+    assert len(SST2(need(shared_data, "sst2", "stsa.binary.test"))) == 1821
+    path = need(shared_data, "tinyshakespeare", "input.txt")
+    train = CharCorpus(path, block_size=32)
+    val = CharCorpus(path, block_size=32, split="val", tokenizer=train.tokenizer)
+    x, y = train[100]
+    assert x.shape == (32,) and np.array_equal(x[1:], y[:-1])
+    assert train.tokenizer.vocab_size == 67 and len(val) < len(train) / 8
+
+
+def test_digits():
+    pytest.importorskip("sklearn")
+    train, test = Digits(), Digits(train=False)
+    assert len(train) + len(test) == 1797
+    x, y = train[0]
+    assert x.shape == (1, 8, 8) and 0 <= y < 10
