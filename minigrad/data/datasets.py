@@ -15,6 +15,7 @@ import urllib.request
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -516,8 +517,118 @@ __all__ = [
     "Digits",
     "ImageFolder",
     "MNIST",
+    "MNIST1D",
+    "make_mnist1d",
+    "mnist1d_templates",
     "SST2",
     "TabularPreprocessor",
     "read_conll",
     "read_idx",
 ]
+
+
+# -- MNIST-1D -----------------------------------------------------------------------------------
+
+# The ten digit shapes of the MNIST-1D paper (Greydanus, 2020): 12 points each, as published.
+_MNIST1D_SHAPES = np.array(
+    [
+        [5, 6, 6.5, 6.75, 7, 7, 7, 7, 6.75, 6.5, 6, 5],
+        [5, 3, 3, 3.4, 3.8, 4.2, 4.6, 5, 5.4, 5.8, 5, 5],
+        [5, 6, 6.5, 6.5, 6, 5.25, 4.75, 4, 3.5, 3.5, 4, 5],
+        [5, 6, 6.5, 6.5, 6, 5, 5, 6, 6.5, 6.5, 6, 5],
+        [5, 4.4, 3.8, 3.2, 2.6, 2.6, 5, 5, 5, 5, 5, 5],
+        [5, 3, 3, 3, 3, 5, 6, 6.5, 6.5, 6, 4.5, 5],
+        [5, 4, 3.5, 3.25, 3, 3, 3, 3, 3.25, 3.5, 4, 5],
+        [5, 7, 7, 6.6, 6.2, 5.8, 5.4, 5, 4.6, 4.2, 5, 5],
+        [5, 4, 3.5, 3.5, 4, 5, 5, 4, 3.5, 3.5, 4, 5],
+        [5, 4, 3.5, 3.5, 4, 5, 5, 5, 5, 4.7, 4.3, 5],
+    ]
+)
+
+
+def mnist1d_templates() -> np.ndarray:
+    """The ten templates (10, 12): each shape standardized, shifted to start at 0, / 6."""
+    x = _MNIST1D_SHAPES - _MNIST1D_SHAPES.mean(1, keepdims=True)
+    x = x / x.std(1, keepdims=True)
+    return (x - x[:, :1]) / 6.0
+
+
+def _resample(x: np.ndarray, n: int) -> np.ndarray:
+    """Linear interpolation of x onto n evenly spaced points over the same span."""
+    return np.interp(np.linspace(0, 1, n), np.linspace(0, 1, len(x)), x)
+
+
+def make_mnist1d(
+    num_samples: int = 5000,
+    train_split: float = 0.8,
+    template_len: int = 12,
+    padding: tuple[int, int] = (36, 60),
+    scale_coeff: float = 0.4,
+    max_translation: int = 48,
+    corr_noise_scale: float = 0.25,
+    iid_noise_scale: float = 2e-2,
+    shear_scale: float = 0.75,
+    shuffle_seq: bool = False,
+    final_seq_length: int = 40,
+    seed: int = 42,
+) -> dict[str, np.ndarray]:
+    """Generate MNIST-1D by the paper's procedure, with its parameters (the defaults are the
+    published ones: 4,000 train and 1,000 test sequences of length 40 at seed 42).
+
+    Each sample takes a digit's template and, in this order: pads it with a random number of
+    zeros in [padding], resamples it to template_len + padding[1] points, scales it by a
+    random factor in 1 +- scale_coeff / 2, rotates it by a random shift below
+    max_translation, fills the padding with correlated noise (white noise smoothed by a
+    Gaussian of width 2) and adds white noise everywhere, shears it (adds a random linear
+    ramp), and resamples it to final_seq_length. The whole set is then shuffled and
+    standardized. The draws come from NumPy's legacy generator seeded with ``seed`` in the
+    order the reference implementation makes them.
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    templates = mnist1d_templates()
+    if templates.shape[1] != template_len:
+        raise ValueError(f"make_mnist1d: the templates have {templates.shape[1]} points")
+    rng = np.random.RandomState(seed)
+    per_class = num_samples // len(templates)
+    xs, ys = [], []
+    low, high = padding
+    for label, template in enumerate(templates):
+        for _ in range(per_class):
+            pad = low + int(rng.rand() * (high - low + 1))
+            x = np.concatenate([template + 1e-8, np.zeros(pad)])  # nonzero marks the digit
+            x = _resample(x, template_len + high)
+            x = x * (1 + scale_coeff * (rng.rand() - 0.5))
+            x = np.roll(x, rng.randint(0, max_translation))
+            digit = x != 0
+            noise = gaussian_filter1d(corr_noise_scale * rng.randn(len(x)), 2)
+            x = np.where(digit, x, noise)
+            x = x + iid_noise_scale * rng.randn(len(x))
+            x = x - shear_scale * (rng.rand() - 0.5) * np.linspace(-0.5, 0.5, len(x))
+            xs.append(_resample(x, final_seq_length))
+            ys.append(label)
+    order = rng.permutation(len(ys))
+    xs, ys = np.stack(xs)[order], np.array(ys, np.int64)[order]
+    if shuffle_seq:
+        xs = xs[:, rng.permutation(final_seq_length)]
+    xs = (xs - xs.mean()) / xs.std()
+    cut = int(len(ys) * train_split)
+    return {"x": xs[:cut], "y": ys[:cut], "x_test": xs[cut:], "y_test": ys[cut:]}
+
+
+class MNIST1D(Dataset):
+    """MNIST-1D (Greydanus, 2020), generated here by ``make_mnist1d`` (no download):
+    samples are (sequence (40,) float32, label). Keyword arguments are the generator's
+    parameters; the defaults give the published 4,000 / 1,000 split at seed 42."""
+
+    def __init__(self, train: bool = True, **params: Any) -> None:
+        data = make_mnist1d(**params)
+        self.params = params
+        x, y = (data["x"], data["y"]) if train else (data["x_test"], data["y_test"])
+        self.data, self.targets = x.astype(np.float32), y
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple:
+        return self.data[i], int(self.targets[i])

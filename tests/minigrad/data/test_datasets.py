@@ -140,3 +140,33 @@ def test_digits():
     assert len(train) + len(test) == 1797
     x, y = train[0]
     assert x.shape == (1, 8, 8) and 0 <= y < 10
+
+
+def test_mnist1d_follows_the_published_procedure():
+    from minigrad.data.datasets import MNIST1D, make_mnist1d, mnist1d_templates
+
+    t = mnist1d_templates()
+    assert t.shape == (10, 12) and np.allclose(t[:, 0], 0)  # every template starts at 0
+    train, test = MNIST1D(), MNIST1D(train=False)
+    assert len(train) == 4000 and len(test) == 1000
+    x, y = train[0]
+    assert x.shape == (40,) and x.dtype == np.float32
+    both = np.concatenate([train.data, test.data])
+    assert abs(both.mean()) < 1e-6 and abs(both.std() - 1) < 1e-5
+    assert np.bincount(np.concatenate([train.targets, test.targets])).tolist() == [500] * 10
+    again = make_mnist1d()
+    np.testing.assert_array_equal(again["x"].astype(np.float32), train.data)  # seed 42
+    assert not np.array_equal(make_mnist1d(seed=1)["x"], again["x"])
+    assert make_mnist1d(num_samples=100, final_seq_length=20)["x"].shape == (80, 20)
+    # the paper's linear baseline reaches 32 %: a wrong shift, noise or scale moves it
+    linear = pytest.importorskip("sklearn.linear_model")
+    model = linear.LogisticRegression(max_iter=2000).fit(train.data, train.targets)
+    assert 0.27 < model.score(test.data, test.targets) < 0.37
+
+
+def test_mnist_download_without_a_network_says_so(tmp_path, monkeypatch):
+    from minigrad.data import datasets
+
+    monkeypatch.setattr(datasets, "MNIST_MIRRORS", ["http://127.0.0.1:9/"])  # refuses
+    with pytest.raises(RuntimeError, match=r"cannot download t10k-images-idx3-ubyte.gz .*Copy"):
+        MNIST(tmp_path / "mnist", train=False, download=True)
