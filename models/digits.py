@@ -19,20 +19,19 @@ import minigrad as mg
 
 
 def load_digits_split(seed: int, test_fraction: float = 0.2):
-    """scikit-learn's 1,797 digits, scaled to [0, 1], split into train and test (seeded)."""
+    """scikit-learn's 1,797 digits (minigrad.data.datasets.Digits), scaled to [0, 1], as flat
+    vectors, split into train and test by a permutation drawn with ``seed``."""
     try:
-        from sklearn.datasets import load_digits
+        from minigrad.data.datasets import Digits
+
+        train = Digits(train=True, test_fraction=test_fraction, seed=seed)
+        test = Digits(train=False, test_fraction=test_fraction, seed=seed)
     except ImportError:
         raise SystemExit(
             "models.digits needs scikit-learn for its bundled digits: pip install -e '.[datasets]'"
         ) from None
-    data = load_digits()
-    x = (data.data / 16.0).astype(np.float32)
-    y = data.target.astype(np.int64)
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_test = int(len(x) * test_fraction)
-    test, train = order[:n_test], order[n_test:]
-    return x[train], y[train], x[test], y[test]
+    flat = [d.images.reshape(len(d), -1) for d in (train, test)]
+    return flat[0], train.targets, flat[1], test.targets
 
 
 def cross_entropy(logits: mg.Tensor, targets: mg.Tensor) -> mg.Tensor:

@@ -28,11 +28,16 @@ from minigrad.data.text import CharTokenizer, Tokenizer
 
 class Digits(Dataset):
     """scikit-learn's bundled 8x8 digits (1,797 images, no download): samples are
-    (image (1, 8, 8) float32 in [0, 1], label). ``train`` selects the first
-    1 - test_fraction of a fixed shuffle (seed 0), ``train=False`` the rest."""
+    (image (1, 8, 8) float32 in [0, 1], label). A permutation drawn with ``seed`` puts the
+    first ``test_fraction`` of the images (rounded down) in the test split and the rest in
+    the train split; the README's main job trains on it."""
 
     def __init__(
-        self, train: bool = True, test_fraction: float = 0.2, transform: Callable | None = None
+        self,
+        train: bool = True,
+        test_fraction: float = 0.2,
+        seed: int = 0,
+        transform: Callable | None = None,
     ) -> None:
         try:
             from sklearn.datasets import load_digits
@@ -41,9 +46,9 @@ class Digits(Dataset):
                 "Digits needs scikit-learn (its bundled data): pip install 'minigrad[datasets]'"
             ) from None
         d = load_digits()
-        order = np.random.default_rng(0).permutation(len(d.target))
-        cut = int(round(len(order) * (1 - test_fraction)))
-        idx = order[:cut] if train else order[cut:]
+        order = np.random.default_rng(seed).permutation(len(d.target))
+        n_test = int(len(order) * test_fraction)
+        idx = order[n_test:] if train else order[:n_test]
         self.images = (d.images[idx] / 16.0).astype(np.float32)[:, None]
         self.targets = d.target[idx].astype(np.int64)
         self.transform = transform
