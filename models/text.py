@@ -1,0 +1,239 @@
+"""Text models: a character LSTM, a small GPT, a small BERT-style encoder with sequence- and
+token-classification heads, a BiLSTM tagger and Kim's sentence CNN.
+
+Inputs are integer token ids (B, T); id 0 is padding wherever a tokenizer from
+minigrad.data.text made them. The classification models take an optional ``attention_mask``
+(B, T) (1 = real token) and ``labels``; given labels they return {"loss", "logits"}, which is
+what ``minigrad.train.Trainer`` expects of a model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import minigrad as mg
+import minigrad.nn as nn
+import minigrad.nn.functional as F
+from models.pretrained import Generator, Pretrained
+
+
+def _with_loss(logits, labels, ignore_index: int = -100) -> Any:
+    if labels is None:
+        return logits
+    flat = logits.reshape(-1, logits.shape[-1]) if logits.ndim == 3 else logits
+    target = labels.reshape(-1) if logits.ndim == 3 else labels
+    return {"loss": F.cross_entropy(flat, target, ignore_index=ignore_index), "logits": logits}
+
+
+def _ids(x: Any) -> mg.Tensor:
+    return x if isinstance(x, mg.Tensor) else mg.tensor(np.asarray(x, dtype=np.int64))
+
+
+class CharLSTM(Generator, Pretrained, nn.Module):
+    """Embedding(vocab, 64), a 2-layer LSTM of 256, Linear(256, vocab): next-character
+    logits (B, T, vocab). With vocab 65: 876,929 parameters."""
+
+    def __init__(
+        self,
+        vocab_size: int = 65,
+        embedding: int = 64,
+        hidden: int = 256,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+    ) -> None:
+        self._remember(locals())
+        nn.Module.__init__(self)
+        self.embed = nn.Embedding(vocab_size, embedding)
+        self.lstm = nn.LSTM(embedding, hidden, num_layers, batch_first=True, dropout=dropout)
+        self.head = nn.Linear(hidden, vocab_size)
+
+    def forward(self, idx, labels=None):
+        out, _ = self.lstm(self.embed(_ids(idx)))
+        return _with_loss(self.head(out), labels)
+
+
+class GPT(Generator, Pretrained, nn.Module):
+    """A decoder-only transformer (GPT-2's layout): token and position embeddings, pre-norm
+    causal self-attention blocks with GELU feed-forward (4x width), a final LayerNorm and a
+    linear head. Defaults (vocab 65, context 64, width 128, 4 layers, 4 heads): 818,241
+    parameters."""
+
+    def __init__(
+        self,
+        vocab_size: int = 65,
+        context: int = 64,
+        width: int = 128,
+        layers: int = 4,
+        heads: int = 4,
+        dropout: float = 0.0,
+    ) -> None:
+        self._remember(locals())
+        nn.Module.__init__(self)
+        self.context = context
+        self.tokens = nn.Embedding(vocab_size, width)
+        self.positions = nn.Embedding(context, width)
+        self.drop = nn.Dropout(dropout)
+        block = nn.TransformerEncoderLayer(
+            width,
+            heads,
+            4 * width,
+            dropout,
+            activation="gelu",
+            norm_first=True,
+            batch_first=True,
+        )
+        self.blocks = nn.TransformerEncoder(block, layers)
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, vocab_size)
+        for name, p in self.named_parameters():  # GPT-2's initialisation
+            if name.endswith("weight") and p.ndim == 2:
+                nn.init.normal_(p, 0.0, 0.02)
+            elif name.endswith("bias") and "norm" not in name:
+                nn.init.zeros_(p)
+
+    def forward(self, idx, labels=None):
+        idx = _ids(idx)
+        t = idx.shape[-1]
+        if t > self.context:
+            raise ValueError(f"GPT: {t} tokens exceed the context of {self.context}")
+        h = self.tokens(idx) + self.positions(mg.arange(t))
+        h = self.blocks(self.drop(h), is_causal=True)
+        return _with_loss(self.head(self.norm(h)), labels)
+
+
+class BertEncoder(Pretrained, nn.Module):
+    """A BERT-style encoder: token and position embeddings, LayerNorm, dropout, then post-norm
+    GELU transformer layers attending in both directions (padding masked). Returns hidden
+    states (B, T, width). Defaults (vocab 10000, context 128, width 128, 2 layers, 4 heads):
+    1,693,184 parameters."""
+
+    def __init__(
+        self,
+        vocab_size: int = 10000,
+        context: int = 128,
+        width: int = 128,
+        layers: int = 2,
+        heads: int = 4,
+        dropout: float = 0.1,
+    ) -> None:
+        self._remember(locals())
+        nn.Module.__init__(self)
+        self.context = context
+        self.tokens = nn.Embedding(vocab_size, width, padding_idx=0)
+        self.positions = nn.Embedding(context, width)
+        self.norm = nn.LayerNorm(width)
+        self.drop = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(
+            width, heads, 4 * width, dropout, activation="gelu", batch_first=True
+        )
+        self.layers = nn.TransformerEncoder(layer, layers)
+
+    def forward(self, input_ids, attention_mask=None):
+        ids = _ids(input_ids)
+        t = ids.shape[-1]
+        if t > self.context:
+            raise ValueError(f"BertEncoder: {t} tokens exceed the context of {self.context}")
+        h = self.drop(self.norm(self.tokens(ids) + self.positions(mg.arange(t))))
+        padding = None
+        if attention_mask is not None:
+            mask = attention_mask.data if isinstance(attention_mask, mg.Tensor) else attention_mask
+            padding = np.asarray(mask) == 0
+        return self.layers(h, src_key_padding_mask=padding)
+
+
+class BertForSequenceClassification(Pretrained, nn.Module):
+    """BertEncoder, then BERT's pooler (the first token's state through Linear + tanh),
+    dropout and Linear(width, num_labels). With the encoder's defaults and 2 labels:
+    1,709,954 parameters."""
+
+    def __init__(self, num_labels: int = 2, **encoder: Any) -> None:
+        self._remember({"num_labels": num_labels, **encoder})
+        nn.Module.__init__(self)
+        self.bert = BertEncoder(**encoder)
+        width = self.bert.config.get("width", 128)
+        self.pooler = nn.Linear(width, width)
+        self.drop = nn.Dropout(self.bert.config.get("dropout", 0.1))
+        self.classifier = nn.Linear(width, num_labels)
+
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        h = self.bert(input_ids, attention_mask)
+        pooled = self.pooler(h[:, 0]).tanh()
+        return _with_loss(self.classifier(self.drop(pooled)), labels)
+
+
+class BertForTokenClassification(Pretrained, nn.Module):
+    """BertEncoder, then dropout and Linear(width, num_labels) at every position; labels of
+    -100 (padding, sub-word continuations) are ignored by the loss. With the encoder's defaults
+    and 13 labels: 1,694,861 parameters."""
+
+    def __init__(self, num_labels: int = 13, **encoder: Any) -> None:
+        self._remember({"num_labels": num_labels, **encoder})
+        nn.Module.__init__(self)
+        self.bert = BertEncoder(**encoder)
+        self.drop = nn.Dropout(self.bert.config.get("dropout", 0.1))
+        self.classifier = nn.Linear(self.bert.config.get("width", 128), num_labels)
+
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        return _with_loss(self.classifier(self.drop(self.bert(input_ids, attention_mask))), labels)
+
+
+class BiLSTMTagger(Pretrained, nn.Module):
+    """Embedding(vocab, 100), a bidirectional LSTM of 128 per direction, dropout and
+    Linear(256, num_tags) at every position. With vocab 20000 and 13 tags: 2,238,861
+    parameters."""
+
+    def __init__(
+        self,
+        vocab_size: int = 20000,
+        num_tags: int = 13,
+        embedding: int = 100,
+        hidden: int = 128,
+        dropout: float = 0.3,
+    ) -> None:
+        self._remember(locals())
+        nn.Module.__init__(self)
+        self.embed = nn.Embedding(vocab_size, embedding, padding_idx=0)
+        self.lstm = nn.LSTM(embedding, hidden, batch_first=True, bidirectional=True)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(2 * hidden, num_tags)
+
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        out, _ = self.lstm(self.drop(self.embed(_ids(input_ids))))
+        return _with_loss(self.head(self.drop(out)), labels)
+
+
+class KimCNN(Pretrained, nn.Module):
+    """Kim (2014)'s sentence CNN, "rand" variant: random 300-d word vectors, convolutions of
+    widths 3, 4 and 5 with 100 maps each, ReLU, max over time, dropout 0.5 and
+    Linear(300, num_classes). With vocab 20000: 6,360,902 parameters."""
+
+    def __init__(
+        self,
+        vocab_size: int = 20000,
+        num_classes: int = 2,
+        embedding: int = 300,
+        widths: list[int] | None = None,
+        maps: int = 100,
+        dropout: float = 0.5,
+    ) -> None:
+        self._remember(locals())
+        nn.Module.__init__(self)
+        widths = list(widths or [3, 4, 5])
+        self.embed = nn.Embedding(vocab_size, embedding, padding_idx=0)
+        self.convs = nn.ModuleList([nn.Conv1d(embedding, maps, w) for w in widths])
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(maps * len(widths), num_classes)
+        self.min_length = max(widths)
+
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        ids = _ids(input_ids)
+        if ids.shape[-1] < self.min_length:
+            raise ValueError(
+                f"KimCNN: sentences need at least {self.min_length} tokens (pad them), got "
+                f"{ids.shape[-1]}"
+            )
+        x = self.embed(ids).transpose(1, 2)  # (B, embedding, T)
+        pooled = [conv(x).relu().amax(-1) for conv in self.convs]
+        return _with_loss(self.fc(self.drop(mg.cat(pooled, dim=1))), labels)
