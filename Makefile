@@ -23,7 +23,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.installed-datasets
-	$(BIN)/python -m models.digits
+	$(BIN)/minigrad train digits-cnn --out runs/digits-cnn
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
@@ -32,7 +32,7 @@ test-slow: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m slow
 
 bench: $(VENV)/.installed-test
-	$(BIN)/python -m benchmarks.overhead
+	$(BIN)/minigrad bench overhead
 
 lint: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet ruff && $(BIN)/python -m ruff check .

@@ -57,3 +57,86 @@ def where(cond, a, b):
             _select_scalar(cond.reshape(-1), a.reshape(-1), a.dtype.type(b), out.reshape(-1))
             return out
     return np.where(cond, a, b)
+
+
+# -- GELU on float32: a vectorizable erf ---------------------------------------------------------
+#
+# SciPy's erf runs one scalar call per element: 6 ms for the (768, 512) float32 activations of
+# the small GPT's feed-forward layer, where this kernel takes 0.1 ms, and GELU was a third of a
+# GPT training step. The float32 path uses the rational approximation of erf that Eigen uses
+# for float (odd degree-13 numerator over even degree-10 denominator in x, x clamped to
+# [-4, 4]); measured against math.erf: at most 3.2e-7 absolute error, about 3 float32 ulp at
+# 1.0 (tests/kernels/test_elementwise_kernels.py). float64 keeps SciPy's exact erf.
+
+_ERF_P = (
+    -2.72614225801306e-10,
+    2.77068142495902e-08,
+    -2.10102402082508e-06,
+    -5.69250639462346e-05,
+    -7.34990630326855e-04,
+    -2.95459980854025e-03,
+    -1.60960333262415e-02,
+)
+_ERF_Q = (
+    -1.45660718464996e-05,
+    -2.13374055278905e-04,
+    -1.68282697438203e-03,
+    -7.37332916720468e-03,
+    -1.42647390514189e-02,
+)
+_P0, _P1, _P2, _P3, _P4, _P5, _P6 = (np.float32(c) for c in _ERF_P)
+_Q0, _Q1, _Q2, _Q3, _Q4 = (np.float32(c) for c in _ERF_Q)
+_F32 = np.float32
+
+
+@kernel(parallel=True)
+def _gelu_forward32(x, out):
+    for i in prange(x.shape[0]):
+        xi = x[i]
+        v = min(max(xi * _F32(0.7071067811865476), _F32(-4.0)), _F32(4.0))
+        v2 = v * v
+        p = ((((((v2 * _P0 + _P1) * v2 + _P2) * v2 + _P3) * v2 + _P4) * v2 + _P5) * v2 + _P6) * v
+        q = (((v2 * _Q0 + _Q1) * v2 + _Q2) * v2 + _Q3) * v2 + _Q4
+        out[i] = _F32(0.5) * xi * (_F32(1.0) + p / q)
+
+
+@kernel(parallel=True)
+def _gelu_backward32(x, g, out):
+    # d/dx x Phi(x) = Phi(x) + x phi(x), phi the normal density
+    for i in prange(x.shape[0]):
+        xi = x[i]
+        v = min(max(xi * _F32(0.7071067811865476), _F32(-4.0)), _F32(4.0))
+        v2 = v * v
+        p = ((((((v2 * _P0 + _P1) * v2 + _P2) * v2 + _P3) * v2 + _P4) * v2 + _P5) * v2 + _P6) * v
+        q = (((v2 * _Q0 + _Q1) * v2 + _Q2) * v2 + _Q3) * v2 + _Q4
+        cdf = _F32(0.5) * (_F32(1.0) + p / q)
+        pdf = _F32(0.3989422804014327) * np.exp(_F32(-0.5) * xi * xi)
+        out[i] = g[i] * (cdf + xi * pdf)
+
+
+def _fast_gelu(x) -> bool:
+    return x.dtype == np.float32 and x.flags.c_contiguous and x.size >= _MIN_ELEMENTS
+
+
+def gelu_forward(x):
+    """x * Phi(x) (exact GELU)."""
+    if _fast_gelu(x):
+        out = np.empty_like(x)
+        _gelu_forward32(x.reshape(-1), out.reshape(-1))
+        return out
+    import scipy.special
+
+    return 0.5 * x * (1 + scipy.special.erf(x / np.sqrt(2.0)).astype(x.dtype))
+
+
+def gelu_backward(x, g):
+    """The gradient of gelu_forward for an upstream gradient g (same shape as x)."""
+    if _fast_gelu(x) and g.dtype == x.dtype and g.shape == x.shape and g.flags.c_contiguous:
+        out = np.empty_like(x)
+        _gelu_backward32(x.reshape(-1), g.reshape(-1), out.reshape(-1))
+        return out
+    import scipy.special
+
+    cdf = 0.5 * (1 + scipy.special.erf(x / np.sqrt(2.0)))
+    pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+    return (g * (cdf + x * pdf)).astype(x.dtype)

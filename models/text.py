@@ -207,7 +207,9 @@ class BiLSTMTagger(Pretrained, nn.Module):
 class KimCNN(Pretrained, nn.Module):
     """Kim (2014)'s sentence CNN, "rand" variant: random 300-d word vectors, convolutions of
     widths 3, 4 and 5 with 100 maps each, ReLU, max over time, dropout 0.5 and
-    Linear(300, num_classes). With vocab 20000: 6,360,902 parameters."""
+    Linear(300, num_classes); word vectors start uniform in +-0.25, as Kim's. With vocab
+    20000: 6,360,902 parameters. Kim also keeps each row of the last layer's weight at L2
+    norm at most 3 (``max_norm_``), applied after every optimizer step by the recipe."""
 
     def __init__(
         self,
@@ -222,10 +224,18 @@ class KimCNN(Pretrained, nn.Module):
         nn.Module.__init__(self)
         widths = list(widths or [3, 4, 5])
         self.embed = nn.Embedding(vocab_size, embedding, padding_idx=0)
+        nn.init.uniform_(self.embed.weight, -0.25, 0.25)  # Kim's random vectors
+        self.embed.weight.data[0] = 0.0
         self.convs = nn.ModuleList([nn.Conv1d(embedding, maps, w) for w in widths])
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(maps * len(widths), num_classes)
         self.min_length = max(widths)
+
+    def max_norm_(self, limit: float = 3.0) -> None:
+        """Rescale each row of the classifier's weight to L2 norm at most ``limit``."""
+        w = self.fc.weight.data
+        norms = np.sqrt((w * w).sum(axis=1, keepdims=True))
+        w *= np.minimum(1.0, limit / np.maximum(norms, 1e-12)).astype(w.dtype)
 
     def forward(self, input_ids, attention_mask=None, labels=None):
         ids = _ids(input_ids)
@@ -237,3 +247,23 @@ class KimCNN(Pretrained, nn.Module):
         x = self.embed(ids).transpose(1, 2)  # (B, embedding, T)
         pooled = [conv(x).relu().amax(-1) for conv in self.convs]
         return _with_loss(self.fc(self.drop(mg.cat(pooled, dim=1))), labels)
+
+
+class MakemoreMLP(Pretrained, nn.Module):
+    """makemore's MLP language model (Bengio et al. 2003, as in Karpathy's makemore): the
+    previous ``context`` characters' embeddings (10 each), concatenated, through
+    Linear(30, 200) + tanh and Linear(200, vocab). With vocab 27: 11,897 parameters."""
+
+    def __init__(
+        self, vocab_size: int = 27, context: int = 3, embedding: int = 10, hidden: int = 200
+    ) -> None:
+        self._remember(locals())
+        nn.Module.__init__(self)
+        self.embed = nn.Embedding(vocab_size, embedding)
+        self.hidden = nn.Linear(context * embedding, hidden)
+        self.out = nn.Linear(hidden, vocab_size)
+
+    def forward(self, idx, labels=None):
+        e = self.embed(_ids(idx))
+        h = self.hidden(e.reshape(e.shape[0], -1)).tanh()
+        return _with_loss(self.out(h), labels)

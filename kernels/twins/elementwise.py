@@ -7,3 +7,17 @@ import numpy as np
 
 def where(cond, a, b):
     return np.where(cond, a, b)
+
+
+def gelu_forward(x):
+    import scipy.special
+
+    return 0.5 * x * (1 + scipy.special.erf(x / np.sqrt(2.0)).astype(x.dtype))
+
+
+def gelu_backward(x, g):
+    import scipy.special
+
+    cdf = 0.5 * (1 + scipy.special.erf(x / np.sqrt(2.0)))
+    pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+    return (g * (cdf + x * pdf)).astype(x.dtype)

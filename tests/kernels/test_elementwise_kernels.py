@@ -34,3 +34,21 @@ def test_where_keeps_shapes_and_falls_back_for_broadcasting():
     np.testing.assert_array_equal(elementwise.where(cond, a, 2.5), np.where(cond, a, 2.5))
     row = np.arange(200, dtype=np.float32)
     np.testing.assert_array_equal(elementwise.where(cond, row, a), np.where(cond, row, a))
+
+
+def test_float32_gelu_is_within_a_few_ulp_of_the_exact_one():
+    import math
+
+    from kernels.twins import elementwise as twin
+
+    x = np.linspace(-7, 7, 200_001).astype(np.float32)
+    exact = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(np.float64)])
+    fast = elementwise.gelu_forward(x)
+    assert fast.dtype == np.float32
+    np.testing.assert_allclose(fast, exact, rtol=0, atol=2.5e-6)  # |x| <= 7: ~3 ulp of 7
+    g = np.random.default_rng(0).standard_normal(x.shape).astype(np.float32)
+    np.testing.assert_allclose(
+        elementwise.gelu_backward(x, g), twin.gelu_backward(x, g), rtol=1e-5, atol=1e-6
+    )
+    small = x[:10].astype(np.float64)  # float64 and small arrays: SciPy's exact erf
+    np.testing.assert_array_equal(elementwise.gelu_forward(small), twin.gelu_forward(small))

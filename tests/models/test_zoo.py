@@ -19,6 +19,7 @@ from models.text import (
     BiLSTMTagger,
     CharLSTM,
     KimCNN,
+    MakemoreMLP,
 )
 from models.vision import MLP, DigitsCNN, LeNet5
 
@@ -48,6 +49,7 @@ CASES = [
     (BertForTokenClassification, lambda: tokens(2, 6, 10000), (2, 6, 13)),
     (BiLSTMTagger, lambda: tokens(2, 6, 20000), (2, 6, 13)),
     (KimCNN, lambda: tokens(2, 8, 20000), (2, 2)),
+    (MakemoreMLP, lambda: tokens(5, 3, 27), (5, 27)),
 ]
 
 
