@@ -80,26 +80,14 @@ def tokens_per_second(repeats: int) -> float | None:
 
 def lenet_data_share(steps: int = 60) -> float | None:
     from minigrad.data.datasets import MNIST
+    from models.vision import LeNet5
 
     root = SHARED / "mnist"
     if not root.exists():
         return None
     mg.set_num_threads(1)
     mg.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(400, 120),
-        nn.ReLU(),
-        nn.Linear(120, 84),
-        nn.ReLU(),
-        nn.Linear(84, 10),
-    )
+    model = LeNet5()
     opt = mg.optim.Adam(model.parameters(), lr=1e-3)
     loader = DataLoader(MNIST(root, train=False), batch_size=64, shuffle=True)
     waiting = total = 0.0
