@@ -87,7 +87,8 @@ class Optimizer:
                         f"{type(self).__name__}: gradient of shape {grad.shape} for a parameter "
                         f"of shape {p.data.shape}"
                     )
-                grad = np.ascontiguousarray(grad, dtype=p.data.dtype)
+                if grad.dtype != p.data.dtype or not grad.flags.c_contiguous:
+                    grad = np.ascontiguousarray(grad, dtype=p.data.dtype)
                 if not p.data.flags.c_contiguous:
                     p.data = np.ascontiguousarray(p.data)
                 self._update(p.data, grad, self.state.setdefault(p, {}), group)
