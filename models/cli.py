@@ -2,7 +2,7 @@
 
     minigrad recipes                         list the recipes: data, reference, result, time
     minigrad train RECIPE [--data DIR] [--epochs N] [--out DIR] [--seed S] [--quiet]
-    minigrad evaluate OUT                    the report of a finished run, and its model's size
+    minigrad evaluate OUT [--data DIR]       evaluate a finished run's saved model again
     minigrad generate OUT [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K]
     minigrad bench [NAME ...]                the benchmarks (overhead, kernels, layers, ...)
 
@@ -69,20 +69,24 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from models.recipes import MissingData, evaluate_recipe
+
     out = Path(args.out)
     try:
-        report = json.loads((out / "report.json").read_text())
+        stored = json.loads((out / "report.json").read_text())
     except FileNotFoundError:
         return _fail(f"{out}/report.json not found; train first: minigrad train RECIPE --out {out}")
-    config_path = out / "model" / "config.json"
-    size = ""
-    if config_path.exists():
-        from models import zoo
-
-        kind = json.loads(config_path.read_text())["model_type"]
-        model = zoo.MODELS[kind].from_pretrained(out / "model")
-        size = f", {sum(p.data.size for p in model.parameters()):,} parameters ({kind})"
-    print(json.dumps(report, indent=2) + size)
+    try:
+        fresh = evaluate_recipe(stored["recipe"], str(out), args.data)
+    except MissingData as e:
+        return _fail(str(e))
+    for key, value in fresh.items():
+        if isinstance(value, float) and key != "seconds":
+            print(
+                f"{stored['recipe']}: {key} {value:.4g} (at the end of training: {stored[key]:.4g})"
+            )
+    config = json.loads((out / "model" / "config.json").read_text())
+    print(f"model: {config['model_type']} from {out / 'model'}")
     return 0
 
 
@@ -135,8 +139,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(fn=cmd_train)
-    e = sub.add_parser("evaluate", help="show a finished run's report")
+    e = sub.add_parser("evaluate", help="evaluate a finished run's model again")
     e.add_argument("out")
+    e.add_argument("--data", help="the data folder (default ../shared/data or $MINIGRAD_DATA)")
     e.set_defaults(fn=cmd_evaluate)
     g = sub.add_parser("generate", help="sample text from a trained text model")
     g.add_argument("out")

@@ -80,6 +80,35 @@ def recipe(name: str, summary: str, data: str, reference: str, expected: str, mi
     return register
 
 
+_evaluating = False  # set by evaluate_recipe: load the trained model instead of training
+
+
+def _fit(trainer: Trainer, model: Any, out: str) -> None:
+    """Train; or, under ``evaluate_recipe``, load the weights a finished run saved."""
+    if not _evaluating:
+        trainer.train()
+        return
+    path = Path(out) / "model" / "model.safetensors"
+    if not path.exists():
+        raise MissingData(
+            f"no trained model at {path}; train first: minigrad train RECIPE --out {out}"
+        )
+    model.load_state_dict(mg.load(path))
+
+
+def evaluate_recipe(name: str, out: str, data: str | None = None) -> dict:
+    """Evaluate the model a finished ``train`` run saved in ``out`` on the recipe's
+    evaluation data again (nothing is trained or written)."""
+    global _evaluating
+    if name not in RECIPES:
+        raise KeyError(f"unknown recipe {name!r}; `minigrad recipes` lists them")
+    _evaluating = True
+    try:
+        return RECIPES[name].run(out=out, data=data, verbose=False)
+    finally:
+        _evaluating = False
+
+
 def _accuracy(p) -> dict:
     return {"accuracy": metrics.accuracy(p.label_ids, p.predictions)}
 
@@ -136,7 +165,7 @@ def _train(
     )
     if not shuffle:  # batches in the data set's order, epoch after epoch
         trainer.get_train_dataloader = lambda: DataLoader(train, batch, collate_fn=collate)
-    trainer.train()
+    _fit(trainer, model, out)
     return trainer
 
 
@@ -156,6 +185,9 @@ def _report(
         "reference": reference,
         "seconds": round(time.perf_counter() - start, 1),
     }
+    if _evaluating:
+        report["evaluated_again"] = True
+        return report
     Path(out).mkdir(parents=True, exist_ok=True)
     if model is not None and hasattr(model, "save_pretrained"):
         model.save_pretrained(Path(out) / "model")
@@ -501,7 +533,7 @@ def _char_lm(kind: str):
             optimizers=(opt, schedule),
             compute_loss_func=_lm_loss,
         )
-        trainer.train()
+        _fit(trainer, model, out)
         val_loss = trainer.evaluate(held_out)["eval_loss"]
         sample = model.generate(
             [[train.tokenizer.stoi["\n"]]],
@@ -510,7 +542,8 @@ def _char_lm(kind: str):
             top_k=20,
             generator=np.random.default_rng(seed),
         )
-        (Path(out) / "sample.txt").write_text(train.tokenizer.decode(sample[0]))
+        if not _evaluating:
+            (Path(out) / "sample.txt").write_text(train.tokenizer.decode(sample[0]))
         return _report(
             out,
             f"shakespeare-{kind}",

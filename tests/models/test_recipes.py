@@ -70,8 +70,12 @@ def test_the_command_lists_trains_and_explains_errors(tmp_path, capsys):
     assert main(["bench", "fastest"]) == 2
     out = tmp_path / "digits"
     assert main(["train", "digits-cnn", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
     assert main(["evaluate", str(out)]) == 0
-    assert "DigitsCNN" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    stored = json.loads((out / "report.json").read_text())["test_accuracy"]
+    assert f"test_accuracy {stored:.4g} (at the end of training: {stored:.4g})" in printed
+    assert "DigitsCNN" in printed
 
 
 def test_generate_from_a_short_shakespeare_run(tmp_path, capsys, shared_data):
