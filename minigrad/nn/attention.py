@@ -63,7 +63,8 @@ class MultiheadAttention(Module):
     (B, num_heads, L, S)), or None when ``need_weights=False``. With need_weights=False and no
     attention dropout the flash-attention kernel runs and no L x S matrix is kept.
     ``is_causal=True`` without an ``attn_mask`` applies the causal mask (PyTorch requires
-    the mask as well and treats the flag as a hint).
+    the mask as well and treats the flag as a hint). A query whose every key is masked gets
+    zero weights and a zero output, never NaN (PyTorch returns NaN).
 
     Parameters: ``in_proj_weight`` (3E, E) (xavier uniform), ``in_proj_bias`` (3E,) (zeros),
     ``out_proj`` a Linear(E, E) whose bias starts at zero.
@@ -226,12 +227,22 @@ class MultiheadAttention(Module):
         if causal:
             length, source = scores.shape[-2:]
             mask = np.tril(np.ones((length, source), bool))
+        none_allowed = None
         if mask is not None:
             if mask.dtype == np.bool_:
+                none_allowed = ~mask.any(-1, keepdims=True)
                 scores = where(Tensor._from_array(mask), scores, -np.inf)
             else:
+                none_allowed = np.isneginf(mask).all(-1, keepdims=True)
                 scores = scores + Tensor._from_array(mask)
-        weights = softmax(scores, -1)
+        if none_allowed is not None and none_allowed.any():
+            # A query that may attend to no key gets zero weights and a zero output, as on
+            # the flash kernel's path (PyTorch returns NaN there).
+            rows = Tensor._from_array(np.broadcast_to(none_allowed, scores.shape))
+            scores = where(rows, 0.0, scores)
+            weights = where(rows, 0.0, softmax(scores, -1))
+        else:
+            weights = softmax(scores, -1)
         out = matmul(F.dropout(weights, p, True) if p > 0 else weights, v)
         return out, weights
 

@@ -175,3 +175,18 @@ def test_attention_errors_name_the_layer():
 def test_layer_input_errors_name_the_layer(layer, shape, message):
     with pytest.raises(ValueError, match=message):
         layer(mg.zeros(shape))
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_a_query_with_no_allowed_key_gets_zeros_not_nan(need_weights):
+    mha = nn.MultiheadAttention(4, 2, batch_first=True)
+    x = randn(2, 3, 4)
+    pad = np.array([[True, True, True], [False, True, False]])  # sample 0: every key masked
+    out, w = mha(x, x, x, key_padding_mask=pad, need_weights=need_weights)
+    assert np.all(np.isfinite(out.data))
+    # sample 0 attends to nothing: its output is the output projection's bias alone
+    np.testing.assert_allclose(out.data[0], np.broadcast_to(mha.out_proj.bias.data, (3, 4)))
+    if need_weights:
+        assert np.all(w.data[0] == 0) and np.allclose(w.data[1].sum(-1), 1.0)
+    out.sum().backward()
+    assert all(np.all(np.isfinite(p.grad.data)) for p in mha.parameters())
