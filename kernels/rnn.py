@@ -235,13 +235,36 @@ def or_zeros(bias, g, dtype):
     return np.zeros(g, dtype) if bias is None else bias
 
 
-def lstm_weight_grads(dxw, x, h0, hs):
-    """dW_ih and dW_hh as one matmul: dgates.T @ [x | h_{t-1}] over all T * B rows."""
+def check_backward(name, gates_per_step, x, h0, w_ih, w_hh, grad, out, c0=None, **saved):
+    """A backward call's shapes: the layer's, the saved arrays', and the gradient against the
+    output it is the gradient of; returns (dtype, T, B, H)."""
+    dims = check_layer(name, gates_per_step, x, h0, w_ih, w_hh, c0=c0)
+    _validate.floats(name, grad=grad, out=out, **saved)
+    if grad.shape != out.shape:
+        raise ValueError(f"{name}: the gradient of shape {grad.shape} should be {out.shape}")
+    return dims
+
+
+def lstm_param_grads(dxw, x, h0, hs, w_ih):
+    """(dx, dW_ih, dW_hh) from the gates' gradient dxw (T, B, 4H): dx = dxw @ W_ih, and both
+    weight gradients as one matmul, dgates.T @ [x | h_{t-1}] over all T * B rows."""
     t, b, g = dxw.shape
     i = x.shape[2]
+    flat = dxw.reshape(t * b, g)
     rows = np.concatenate([x, previous_h(h0, hs)], axis=2).reshape(t * b, i + h0.shape[1])
-    both = dxw.reshape(t * b, g).T @ rows
-    return both[:, :i], both[:, i:]
+    both = flat.T @ rows
+    return (flat @ w_ih).reshape(x.shape), both[:, :i], both[:, i:]
+
+
+def gru_param_grads(dxw, dgh, x, h0, hs, w_ih):
+    """(dx, dW_ih, dW_hh) from the gradients of the input projection dxw and of the recurrent
+    projection dgh (T, B, 3H)."""
+    t, b, g = dxw.shape
+    flat_x, flat_h = dxw.reshape(t * b, g), dgh.reshape(t * b, g)
+    dx = (flat_x @ w_ih).reshape(x.shape)
+    dw_ih = flat_x.T @ x.reshape(t * b, x.shape[2])
+    dw_hh = flat_h.T @ previous_h(h0, hs).reshape(t * b, h0.shape[1])
+    return dx, dw_ih, dw_hh
 
 
 def lstm_forward(x, h0, c0, w_ih, w_hh, bias=None):
@@ -263,16 +286,14 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, bias=None):
 def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c, dhc):
     """Gradients (dx, dh0, dc0, dw_ih, dw_hh, dbias) from dhc (2, T, B, H), the gradient of
     lstm_forward's hc output."""
-    dtype, t, b, h = check_layer("lstm_backward", 4, x, h0, w_ih, w_hh, c0=c0)
-    _validate.floats("lstm_backward", hc=hc, gates=gates, tanh_c=tanh_c, dhc=dhc)
-    if dhc.shape != hc.shape:
-        raise ValueError(f"lstm_backward: dhc of shape {dhc.shape} should be {hc.shape}")
+    dtype, t, b, h = check_backward(
+        "lstm_backward", 4, x, h0, w_ih, w_hh, dhc, hc, c0=c0, gates=gates, tanh_c=tanh_c
+    )
     dxw = np.empty((t, b, 4 * h), dtype)
     dh, dc, db = np.zeros_like(h0), np.zeros_like(c0), np.zeros(4 * h, dtype)
     if gates.size:
         _lstm_backward(c0, w_hh, hc, gates, tanh_c, dhc, dxw, dh, dc, db, dtype.type(1))
-    dx = (dxw.reshape(t * b, 4 * h) @ w_ih).reshape(x.shape)
-    dw_ih, dw_hh = lstm_weight_grads(dxw, x, h0, hc[0])
+    dx, dw_ih, dw_hh = lstm_param_grads(dxw, x, h0, hc[0], w_ih)
     return dx, dh, dc, dw_ih, dw_hh, db
 
 
@@ -293,17 +314,13 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None):
 
 def gru_backward(x, h0, w_ih, w_hh, hs, gates, hn, dhs):
     """Gradients (dx, dh0, dw_ih, dw_hh, db_ih, db_hh) from dhs (T, B, H), the gradient of hs."""
-    dtype, t, b, h = check_layer("gru_backward", 3, x, h0, w_ih, w_hh)
-    _validate.floats("gru_backward", hs=hs, gates=gates, hn=hn, dhs=dhs)
-    if dhs.shape != hs.shape:
-        raise ValueError(f"gru_backward: dhs of shape {dhs.shape} should be {hs.shape}")
+    dtype, t, b, h = check_backward(
+        "gru_backward", 3, x, h0, w_ih, w_hh, dhs, hs, gates=gates, hn=hn
+    )
     g = 3 * h
     dxw, dgh = np.empty((t, b, g), dtype), np.empty((t, b, g), dtype)
     dh, db_ih, db_hh = np.zeros_like(h0), np.zeros(g, dtype), np.zeros(g, dtype)
     if gates.size:
         _gru_backward(h0, w_hh, hs, gates, hn, dhs, dxw, dgh, dh, db_ih, db_hh, dtype.type(1))
-    flat_x, flat_h = dxw.reshape(t * b, g), dgh.reshape(t * b, g)
-    dx = (flat_x @ w_ih).reshape(x.shape)
-    dw_ih = flat_x.T @ x.reshape(t * b, x.shape[2])
-    dw_hh = flat_h.T @ previous_h(h0, hs).reshape(t * b, h)
+    dx, dw_ih, dw_hh = gru_param_grads(dxw, dgh, x, h0, hs, w_ih)
     return dx, dh, dw_ih, dw_hh, db_ih, db_hh

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels import _validate
-from kernels.rnn import check_layer, input_projection, lstm_weight_grads, or_zeros, previous_h
+from kernels.rnn import (
+    check_backward,
+    check_layer,
+    gru_param_grads,
+    input_projection,
+    lstm_param_grads,
+    or_zeros,
+)
 
 
 def _sigmoid(v):
@@ -31,10 +37,9 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, bias=None):
 
 
 def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c, dhc):
-    dtype, t, b, h = check_layer("lstm_backward", 4, x, h0, w_ih, w_hh, c0=c0)
-    _validate.floats("lstm_backward", hc=hc, gates=gates, tanh_c=tanh_c, dhc=dhc)
-    if dhc.shape != hc.shape:
-        raise ValueError(f"lstm_backward: dhc of shape {dhc.shape} should be {hc.shape}")
+    dtype, t, b, h = check_backward(
+        "lstm_backward", 4, x, h0, w_ih, w_hh, dhc, hc, c0=c0, gates=gates, tanh_c=tanh_c
+    )
     dxw = np.empty((t, b, 4 * h), dtype)
     dh, dc = np.zeros_like(h0), np.zeros_like(c0)
     for s in range(t - 1, -1, -1):
@@ -54,8 +59,7 @@ def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c, dhc):
         )
         dc = dct * f
         dh = dxw[s] @ w_hh
-    dx = (dxw.reshape(t * b, 4 * h) @ w_ih).reshape(x.shape)
-    dw_ih, dw_hh = lstm_weight_grads(dxw, x, h0, hc[0])
+    dx, dw_ih, dw_hh = lstm_param_grads(dxw, x, h0, hc[0], w_ih)
     return dx, dh.astype(dtype), dc.astype(dtype), dw_ih, dw_hh, dxw.sum(axis=(0, 1))
 
 
@@ -78,10 +82,9 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None):
 
 
 def gru_backward(x, h0, w_ih, w_hh, hs, gates, hn, dhs):
-    dtype, t, b, h = check_layer("gru_backward", 3, x, h0, w_ih, w_hh)
-    _validate.floats("gru_backward", hs=hs, gates=gates, hn=hn, dhs=dhs)
-    if dhs.shape != hs.shape:
-        raise ValueError(f"gru_backward: dhs of shape {dhs.shape} should be {hs.shape}")
+    dtype, t, b, h = check_backward(
+        "gru_backward", 3, x, h0, w_ih, w_hh, dhs, hs, gates=gates, hn=hn
+    )
     g = 3 * h
     dxw, dgh = np.empty((t, b, g), dtype), np.empty((t, b, g), dtype)
     dh = np.zeros_like(h0)
@@ -95,15 +98,6 @@ def gru_backward(x, h0, w_ih, w_hh, hs, gates, hn, dhs):
         dxw[s] = np.concatenate([dr, dz, dn], axis=1)
         dgh[s] = np.concatenate([dr, dz, dn * r], axis=1)
         dh = d * z + dgh[s] @ w_hh
-    flat_x, flat_h = dxw.reshape(t * b, g), dgh.reshape(t * b, g)
-    dx = (flat_x @ w_ih).reshape(x.shape)
-    dw_ih = flat_x.T @ x.reshape(t * b, x.shape[2])
-    dw_hh = flat_h.T @ previous_h(h0, hs).reshape(t * b, h)
-    return (
-        dx,
-        dh.astype(dtype),
-        dw_ih,
-        dw_hh,
-        flat_x.sum(axis=0).astype(dtype),
-        flat_h.sum(axis=0).astype(dtype),
-    )
+    dx, dw_ih, dw_hh = gru_param_grads(dxw, dgh, x, h0, hs, w_ih)
+    db_ih, db_hh = dxw.sum(axis=(0, 1)), dgh.sum(axis=(0, 1))
+    return dx, dh.astype(dtype), dw_ih, dw_hh, db_ih.astype(dtype), db_hh.astype(dtype)
