@@ -372,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
             "GFLOP/s",
             "% BLAS peak",
         ]
-        print(table(rows, columns))
+        if rows:
+            print(table(rows, columns))
         if not only or "gemm" in only:
             run["gemm"] = gemm_table(args.repeats)
             print(f"\nhand-written GEMM vs BLAS, {threads} thread(s)")

@@ -259,6 +259,21 @@ def test_gemm_matches_twin(dtype, m, k, n, batch):
     same(matmul.gemm(a, b), t_matmul.gemm(a, b), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_crosses_every_block_edge(dtype):
+    # M > MC, K > 2 KC and N > NC, none a multiple of the tile: partial blocks, slices, slivers
+    m, k, n = matmul.MC + 9, 2 * matmul.KC + 7, matmul.NC + 5
+    rng = np.random.default_rng(10)
+    a, b = arr(rng, (m, k), dtype), arr(rng, (k, n), dtype)
+    same(matmul.gemm(a, b), t_matmul.gemm(a, b), dtype)
+
+
+def test_gemm_microkernels_file_is_generated():
+    from kernels import gen_microkernels
+
+    assert gen_microkernels.main(["--check"]) == 0
+
+
 # -- bad input: the same clear error from kernel and twin ----------------------------------
 
 
