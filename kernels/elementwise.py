@@ -16,6 +16,7 @@ import numpy as np
 from numba import prange
 
 from kernels._config import kernel
+from kernels._math import exp_shifted
 from kernels.twins import elementwise as twin
 
 
@@ -101,18 +102,35 @@ def _gelu_forward32(x, out):
         out[i] = _F32(0.5) * xi * (_F32(1.0) + p / q)
 
 
+# The normal density exp(-x^2 / 2) goes through kernels/_math.exp_shifted, a block at a time:
+# np.exp inside the loop compiles to one libm call per element, and the backward took 1.2 ms
+# on the GPT's (768, 512) activations against 0.13 ms for the forward.
+_GELU_BLOCK = 2048
+
+
 @kernel(parallel=True)
 def _gelu_backward32(x, g, out):
     # d/dx x Phi(x) = Phi(x) + x phi(x), phi the normal density
-    for i in prange(x.shape[0]):
-        xi = x[i]
-        v = min(max(xi * _F32(0.7071067811865476), _F32(-4.0)), _F32(4.0))
-        v2 = v * v
-        p = ((((((v2 * _P0 + _P1) * v2 + _P2) * v2 + _P3) * v2 + _P4) * v2 + _P5) * v2 + _P6) * v
-        q = (((v2 * _Q0 + _Q1) * v2 + _Q2) * v2 + _Q3) * v2 + _Q4
-        cdf = _F32(0.5) * (_F32(1.0) + p / q)
-        pdf = _F32(0.3989422804014327) * np.exp(_F32(-0.5) * xi * xi)
-        out[i] = g[i] * (cdf + xi * pdf)
+    n = x.shape[0]
+    for block in prange((n + _GELU_BLOCK - 1) // _GELU_BLOCK):
+        # slices, so that the loops index from 0: LLVM then knows no index is negative and
+        # drops Numba's wraparound branch, which kept these loops scalar (1.6 ms, not 0.25)
+        xs = x[block * _GELU_BLOCK : (block + 1) * _GELU_BLOCK]
+        gs = g[block * _GELU_BLOCK : (block + 1) * _GELU_BLOCK]
+        outs = out[block * _GELU_BLOCK : (block + 1) * _GELU_BLOCK]
+        pdf = np.empty(xs.shape[0], dtype=np.float32)
+        for i in range(xs.shape[0]):
+            pdf[i] = _F32(-0.5) * xs[i] * xs[i]
+        exp_shifted(pdf, _F32(0.0), pdf)
+        for i in range(xs.shape[0]):
+            xi = xs[i]
+            v = min(max(xi * _F32(0.7071067811865476), _F32(-4.0)), _F32(4.0))
+            v2 = v * v
+            p = (((((v2 * _P0 + _P1) * v2 + _P2) * v2 + _P3) * v2 + _P4) * v2 + _P5) * v2 + _P6
+            p = p * v
+            q = (((v2 * _Q0 + _Q1) * v2 + _Q2) * v2 + _Q3) * v2 + _Q4
+            cdf = _F32(0.5) * (_F32(1.0) + p / q)
+            outs[i] = gs[i] * (cdf + xi * _F32(0.3989422804014327) * pdf[i])
 
 
 def _fast_gelu(x) -> bool:

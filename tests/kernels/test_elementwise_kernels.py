@@ -50,5 +50,9 @@ def test_float32_gelu_is_within_a_few_ulp_of_the_exact_one():
     np.testing.assert_allclose(
         elementwise.gelu_backward(x, g), twin.gelu_backward(x, g), rtol=1e-5, atol=1e-6
     )
+    # far tails: the density underflows to 0 without NaN, so the gradient is g or 0
+    tails = np.resize(np.array([20.0, -20.0, 100.0, -100.0], np.float32), 1 << 15)
+    ones = np.ones_like(tails)
+    np.testing.assert_array_equal(elementwise.gelu_backward(tails, ones), (tails > 0) * ones)
     small = x[:10].astype(np.float64)  # float64 and small arrays: SciPy's exact erf
     np.testing.assert_array_equal(elementwise.gelu_forward(small), twin.gelu_forward(small))
