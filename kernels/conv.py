@@ -25,6 +25,7 @@ from numba import prange
 
 from kernels import _validate, conv_winograd
 from kernels._config import kernel
+from kernels._math import cast_like
 
 
 @kernel
@@ -102,6 +103,34 @@ def _col2im(dcols, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW, dx):
                     else:
                         for j in range(lo, hi):
                             dx[b, c, h, np.uint64(j * sw + shift)] += row[np.uint64(base + j)]
+
+
+@kernel(parallel=True)
+def _to_output(out_t, bias, out):
+    # out_t (O, B, L), the product's layout -> out (B, O, L) + bias[o], in one pass
+    O, B, L = out_t.shape
+    for job in prange(B * O):
+        b, o = job // O, job % O
+        src, dst, add = out_t[o, b], out[b, o], bias[o]
+        for i in range(L):
+            dst[i] = src[i] + add
+
+
+@kernel(parallel=True)
+def _from_output(dout, dg, dbias):
+    # dout (B, O, L) -> dg (O, B, L), the product's layout, and dbias[o] = the sum of dout[:, o]
+    # in the same pass (row sums in the dtype, vectorized; their total in float64)
+    B, O, L = dout.shape
+    for o in prange(O):
+        total = 0.0
+        for b in range(B):
+            src, dst = dout[b, o], dg[o, b]
+            row = cast_like(0.0, src)
+            for i in range(L):
+                dst[i] = src[i]
+                row += src[i]
+            total += row
+        dbias[o] = total
 
 
 def conv_padding(name, padding, kernel_hw, dilation_hw, stride_hw):
@@ -199,9 +228,12 @@ def conv2d_forward_keeping_columns(
     cols = im2col(x, k, s, p, d, groups, (oh, ow))
     wg = w.reshape(groups, o // groups, -1)
     out_t = np.matmul(wg, cols)  # (G, O/G, B*OH*OW)
-    out = np.ascontiguousarray(out_t.reshape(o, b, oh, ow).transpose(1, 0, 2, 3))
-    if bias is not None:
-        out += bias.reshape(1, o, 1, 1)
+    out = np.empty((b, o, oh, ow), x.dtype)
+    if out.size:  # transposed into (B, O, OH, OW), the bias added on the way
+        zero = np.zeros(o, x.dtype)
+        _to_output(
+            out_t.reshape(o, b, oh * ow), zero if bias is None else bias, out.reshape(b, o, -1)
+        )
     return out, (cols if cols.nbytes <= max_bytes else None)
 
 
@@ -247,8 +279,12 @@ def conv2d_backward(
     if x.size and conv_winograd.applies(k, s, d, groups, x.shape[1], o, ow):
         dx, dw = conv_winograd.backward(x, w, dout, p, (oh, ow), need)
         return dx, dw, dout.sum(axis=(0, 2, 3)) if need[2] else None
-    # dY_g: (G, O/G, B*OH*OW), the layout of the forward product's output
-    dg = np.ascontiguousarray(dout.transpose(1, 0, 2, 3)).reshape(groups, o // groups, b * oh * ow)
+    # dY_g: (G, O/G, B*OH*OW), the layout of the forward product's output; dbias on the way
+    dg = np.empty((o, b, oh * ow), dout.dtype)
+    bias_sums = np.zeros(o, dout.dtype)
+    if dout.size:
+        _from_output(np.ascontiguousarray(dout).reshape(b, o, -1), dg, bias_sums)
+    dg = dg.reshape(groups, o // groups, b * oh * ow)
     wg = w.reshape(groups, o // groups, -1)
     dx = dw = dbias = None
     if need[0]:
@@ -259,5 +295,5 @@ def conv2d_backward(
             cols = im2col(x, k, s, p, d, groups, (oh, ow))
         dw = weight_gradient(dg, cols).reshape(w.shape)
     if need[2]:
-        dbias = dout.sum(axis=(0, 2, 3))
+        dbias = bias_sums
     return dx, dw, dbias

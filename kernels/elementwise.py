@@ -61,6 +61,36 @@ def where(cond, a, b):
     return np.where(cond, a, b)
 
 
+# -- ReLU: the output and the backward's mask in one pass ----------------------------------------
+#
+# np.maximum(x, 0) propagates NaN with a slower loop than a copy: 0.11 ms for LeNet's first
+# activations (64, 6, 28, 28) against 0.026 ms for x.copy(), plus 0.018 ms for the mask x > 0.
+
+
+@kernel(parallel=True)
+def _relu(x, out, positive):
+    for i in prange(x.shape[0]):
+        xi = x[i]
+        keep = not xi <= 0  # NaN stays NaN, as PyTorch's relu
+        out[i] = xi if keep else 0
+        positive[i] = xi > 0  # the gradient flows where x > 0 (not through NaN)
+
+
+def relu_forward(x):
+    """(max(x, 0) with NaN kept, x > 0): the output and the mask the backward needs."""
+    if (
+        isinstance(x, np.ndarray)
+        and x.dtype in (np.float32, np.float64)
+        and x.flags.c_contiguous
+        and x.size >= _MIN_ELEMENTS
+    ):
+        out = np.empty_like(x)
+        positive = np.empty(x.shape, np.bool_)
+        _relu(x.reshape(-1), out.reshape(-1), positive.reshape(-1))
+        return out, positive
+    return twin.relu_forward(x)
+
+
 # -- GELU on float32: a vectorizable erf ---------------------------------------------------------
 #
 # SciPy's erf runs one scalar call per element: 6 ms for the (768, 512) float32 activations of

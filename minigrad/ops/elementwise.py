@@ -385,8 +385,9 @@ register(
 class Relu(Function):
     @staticmethod
     def forward(ctx, x):
-        ctx.save_for_backward(x > 0)
-        return np.maximum(x, 0)
+        out, positive = backend.elementwise.relu_forward(x)
+        ctx.save_for_backward(positive)
+        return out
 
     @staticmethod
     def backward(ctx, grad):

@@ -1,4 +1,4 @@
-"""The branch-free where against np.where: same values (inf and NaN included), same dtype,
+"""The branch-free where against np.where (and ReLU and GELU against their twins): same values (inf and NaN included), same dtype,
 for arrays large enough to take the kernel path and small ones that fall back."""
 
 from __future__ import annotations
@@ -26,6 +26,20 @@ def test_where_matches_numpy(dtype, n, scalar_b, seed):
     want = t_elementwise.where(cond, a, b)
     assert got.dtype == want.dtype == dtype
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(0,), (7,), (64, 6, 28, 28), ((1 << 14) + 3,)])
+def test_relu_forward_matches_its_twin(dtype, shape):
+    x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
+    special = [np.nan, -np.inf, np.inf, -0.0, 0.0, 1e-30, -1e-30]
+    x.reshape(-1)[: min(len(special), x.size)] = special[: min(len(special), x.size)]
+    out, positive = elementwise.relu_forward(x)
+    want_out, want_positive = t_elementwise.relu_forward(x)
+    assert out.dtype == dtype and out.shape == shape and positive.dtype == np.bool_
+    np.testing.assert_array_equal(out, want_out)  # NaN stays NaN, -inf gives 0
+    np.testing.assert_array_equal(positive, want_positive)
+    assert not np.signbit(out[x == 0]).any()  # relu(-0.0) is +0.0
 
 
 def test_where_keeps_shapes_and_falls_back_for_broadcasting():

@@ -210,6 +210,17 @@ def test_conv2d_matches_twin_on_drawn_shapes(dtype, b, c, h, w, o, k, s, p):
     same(conv.conv2d_backward(x, wt, dout, s, p), t_conv.conv2d_backward(x, wt, dout, s, p), dtype)
 
 
+@pytest.mark.parametrize("module", [conv, t_conv])
+def test_conv2d_bias_gradient_keeps_inf_and_nan(module):
+    # dbias is summed while dout is laid out for the product: an inf or NaN in dout must
+    # still reach it (a sum started from dout[0] * 0 would turn an inf into NaN)
+    x, w = np.ones((2, 1, 4, 4), np.float32), np.ones((3, 1, 3, 3), np.float32)
+    dout = np.ones((2, 3, 2, 2), np.float32)
+    dout[0, 0, 0, 0], dout[1, 1, 1, 1] = np.inf, np.nan
+    dbias = module.conv2d_backward(x, w, dout, need=(False, False, True))[2]
+    np.testing.assert_array_equal(dbias, [np.inf, np.nan, 8.0])
+
+
 # -- attention -------------------------------------------------------------------------------
 
 ATTENTION_CASES = [
