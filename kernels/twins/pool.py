@@ -38,7 +38,18 @@ def max_pool2d_backward(
     _validate.floats("max_pool2d_backward", grad=grad)
     if grad.shape != argmax.shape:
         raise ValueError(f"max_pool2d_backward: grad {grad.shape} and argmax {argmax.shape} differ")
+    if len(input_shape) != 4 or tuple(input_shape[:2]) != grad.shape[:2]:
+        raise ValueError(
+            f"max_pool2d_backward: input shape {tuple(input_shape)} does not match grad "
+            f"{grad.shape} (B, C, H, W with the same B and C)"
+        )
     b, c, h, w = input_shape
+    bad = np.count_nonzero((argmax < 0) | (argmax >= h * w))
+    if bad:
+        raise ValueError(
+            f"max_pool2d_backward: {bad} argmax indices are outside the input plane of "
+            f"{h} x {w} elements (argmax from another input?)"
+        )
     dx = np.zeros((b * c, h * w), grad.dtype)
     planes = np.repeat(np.arange(b * c), grad.shape[2] * grad.shape[3])
     np.add.at(dx, (planes, argmax.reshape(-1)), grad.reshape(-1))

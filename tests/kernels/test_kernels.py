@@ -335,6 +335,20 @@ def test_gemm_microkernels_file_is_generated():
             r"padding \(2, 2\) must be at most half the kernel size",
         ),
         (
+            lambda m: m[1].max_pool2d_backward(
+                np.ones((1, 2, 2, 2), np.float32), np.full((1, 2, 2, 2), 16, np.int32), (1, 2, 4, 4)
+            ),
+            ValueError,
+            r"8 argmax indices are outside the input plane of 4 x 4 elements",
+        ),
+        (
+            lambda m: m[1].max_pool2d_backward(
+                np.ones((1, 2, 2, 2), np.float32), np.zeros((1, 2, 2, 2), np.int32), (1, 3, 4, 4)
+            ),
+            ValueError,
+            r"input shape \(1, 3, 4, 4\) does not match grad \(1, 2, 2, 2\)",
+        ),
+        (
             lambda m: m[2].attention_forward(
                 *(np.ones((1, 1, 3, 4), np.float32),) * 3, mask=np.ones((2, 5), bool)
             ),
