@@ -15,6 +15,8 @@ RMSprop  d = g + wd p;  sq = alpha sq + (1 - alpha) d^2;  (centered: ga = alpha 
          avg = sqrt(sq - ga^2) + eps, else sqrt(sq) + eps);
          momentum: buf = momentum buf + d / avg, p -= lr buf;  else p -= lr d / avg
 Adagrad  d = g + wd p;  sum += d^2;  p -= lr / (1 + (t - 1) lr_decay) * d / (sqrt(sum) + eps)
+Adadelta d = g + wd p;  sq = rho sq + (1 - rho) d^2;  delta = sqrt(acc + eps) / sqrt(sq + eps) * d;
+         acc = rho acc + (1 - rho) delta^2;  p -= lr delta
 """
 
 from __future__ import annotations
@@ -118,6 +120,20 @@ def _adagrad(p, g, total, clr, eps, weight_decay):
         p[i] -= clr * d / (np.sqrt(s) + eps)
 
 
+@kernel(parallel=True)
+def _adadelta(p, g, sq, acc, lr, rho, c, eps, weight_decay):
+    # c = 1 - rho
+    lr, rho, c = cast_like(lr, p), cast_like(rho, p), cast_like(c, p)
+    eps, weight_decay = cast_like(eps, p), cast_like(weight_decay, p)
+    for i in prange(p.shape[0]):
+        d = g[i] + weight_decay * p[i]
+        s = rho * sq[i] + c * d * d
+        sq[i] = s
+        delta = np.sqrt(acc[i] + eps) / np.sqrt(s + eps) * d
+        acc[i] = rho * acc[i] + c * delta * delta
+        p[i] -= lr * delta
+
+
 def check(name: str, p: np.ndarray, g: np.ndarray, **state: np.ndarray | None) -> None:
     """The parameter, its gradient and every state buffer: one dtype, one shape, contiguous.
     The common case is checked in a few attribute reads (this runs for every parameter at
@@ -214,3 +230,13 @@ def adagrad_step(p, g, total, lr, lr_decay, eps, weight_decay, step):
     clr = lr / (1.0 + (step - 1) * lr_decay)
     p1, g1, t1 = _flat(p, g, total)
     _adagrad(p1, g1, t1, float(clr), float(eps), float(weight_decay))
+
+
+def adadelta_step(p, g, sq, acc, lr, rho, eps, weight_decay):
+    """One Adadelta update in place (sq: running mean of squared gradients, acc: of squared
+    updates)."""
+    check("adadelta_step", p, g, sq=sq, acc=acc)
+    p1, g1, s1, a1 = _flat(p, g, sq, acc)
+    _adadelta(
+        p1, g1, s1, a1, float(lr), float(rho), float(1.0 - rho), float(eps), float(weight_decay)
+    )

@@ -75,6 +75,7 @@ def exercise(dtype) -> None:
     optim.adam_step(p, g, m, v, v.copy(), 0.1, 0.9, 0.99, 1e-8, 0.0, False, True, 1)
     optim.rmsprop_step(p, g, m, v, v.copy(), 0.1, 0.9, 1e-8, 0.0, 0.9, True)
     optim.adagrad_step(p, g, m, 0.1, 0.0, 1e-10, 0.0, 1)
+    optim.adadelta_step(p, g, m, v, 1.0, 0.9, 1e-6, 0.0)
     big = a(1 << 14)
     elementwise.where(big > 0, big, 0.0)
     elementwise.where(big > 0, big, big)

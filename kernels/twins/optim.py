@@ -61,3 +61,12 @@ def adagrad_step(p, g, total, lr, lr_decay, eps, weight_decay, step):
     d = g.astype(np.float64) + weight_decay * p
     total[...] = total + d * d
     p[...] = p - lr / (1.0 + (step - 1) * lr_decay) * d / (np.sqrt(total.astype(np.float64)) + eps)
+
+
+def adadelta_step(p, g, sq, acc, lr, rho, eps, weight_decay):
+    check("adadelta_step", p, g, sq=sq, acc=acc)
+    d = g.astype(np.float64) + weight_decay * p
+    sq[...] = rho * sq + (1.0 - rho) * d * d
+    delta = np.sqrt(acc + eps) / np.sqrt(sq.astype(np.float64) + eps) * d
+    acc[...] = rho * acc + (1.0 - rho) * delta * delta
+    p[...] = p - lr * delta

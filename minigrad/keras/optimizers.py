@@ -88,7 +88,22 @@ class Adagrad(KerasOptimizer):
         return optim.Adagrad(params, lr=self.learning_rate, **self.settings)
 
 
-_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+class Adadelta(KerasOptimizer):
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.95, epsilon: float = 1e-7):
+        super().__init__(learning_rate, rho=rho, eps=epsilon)
+
+    def build(self, params):
+        return optim.Adadelta(params, lr=self.learning_rate, **self.settings)
+
+
+_BY_NAME = {
+    "sgd": SGD,
+    "adam": Adam,
+    "adamw": AdamW,
+    "rmsprop": RMSprop,
+    "adagrad": Adagrad,
+    "adadelta": Adadelta,
+}
 
 
 def get(optimizer: Any) -> KerasOptimizer:

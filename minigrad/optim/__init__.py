@@ -3,6 +3,6 @@
 
 from minigrad.optim import lr_scheduler
 from minigrad.optim.optimizer import Optimizer
-from minigrad.optim.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
+from minigrad.optim.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, RMSprop
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]
+__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]

@@ -216,3 +216,41 @@ class Adagrad(Optimizer):
             group["weight_decay"],
             state["step"],
         )
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler 2012): the step is the gradient scaled by the ratio of two running
+    RMS values, of past updates and of past gradients, so it carries the parameter's units
+    and needs no hand-tuned rate (``lr`` scales it, 1.0 by default, as PyTorch). Kim (2014)
+    trained his sentence CNN with it (rho 0.95)."""
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+    ) -> None:
+        if not 0.0 <= rho <= 1.0:
+            raise ValueError(f"Adadelta: rho must be in [0, 1], got {rho}")
+        if eps < 0:
+            raise ValueError(f"Adadelta: eps must be >= 0, got {eps}")
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay))
+
+    def _update(self, p, grad, state, group):
+        if "step" not in state:
+            state["step"] = 0
+            state["square_avg"] = _zeros(p)
+            state["acc_delta"] = _zeros(p)
+        state["step"] += 1
+        backend.optim.adadelta_step(
+            p,
+            grad,
+            state["square_avg"],
+            state["acc_delta"],
+            group["lr"],
+            group["rho"],
+            group["eps"],
+            group["weight_decay"],
+        )

@@ -46,7 +46,11 @@ def adagrad(m, p, g, s, k):
     m.adagrad_step(p, g, s[0], 0.1, 0.01, 1e-10, 0.01, k)
 
 
-CASES = [sgd, sgd_nesterov, adam_amsgrad, adamw, rmsprop_centered_momentum, adagrad]
+def adadelta(m, p, g, s, k):
+    m.adadelta_step(p, g, s[1], s[0], 1.0, 0.95, 1e-6, 0.01)
+
+
+CASES = [sgd, sgd_nesterov, adam_amsgrad, adamw, rmsprop_centered_momentum, adagrad, adadelta]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
