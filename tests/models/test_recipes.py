@@ -98,7 +98,7 @@ FULL_BARS = {
     "lenet5-mnist": lambda r: r["test_accuracy"] >= 0.97,
     "names-mlp": lambda r: r["dev_loss"] <= 2.20,
     "shakespeare-gpt": lambda r: r["val_loss"] <= 1.95,
-    "sst2-kimcnn": lambda r: r["test_accuracy"] >= 0.82,  # 81.3 % here: see the README
+    "sst2-kimcnn": lambda r: r["test_accuracy"] >= 0.82,  # 81.9 % here: see the README
     "wnut17-bilstm": lambda r: r["test_entity_f1"] > r["dictionary_baseline_f1"],
 }
 
