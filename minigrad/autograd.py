@@ -152,6 +152,7 @@ class Function:
     _saved: tuple | None = None
     _released = False
     _create_graph = False
+    _owned: tuple = ()  # ids of the gradients backward declared its own (see ``owned``)
     xp: Any = None  # numpy_ops or tensor_ops, set by the engine while backward runs
     retained_output: Any = None  # weak reference to an output that called retain_grad()
 
@@ -183,6 +184,14 @@ class Function:
         if not self._create_graph:
             return tuple(None if s is None else s.array for s in saved)
         return tuple(None if s is None else _rebuild(s) for s in saved)
+
+    def owned(self, *arrays: Any) -> None:
+        """Mark gradients that this backward allocated itself and keeps no other reference
+        to (None entries are skipped). The engine may then store such an array as a leaf's ``.grad``
+        as it is, instead of the defensive copy it makes of any other gradient (which may be
+        shared: an add returns the same array for both inputs). That copy was 2.5 % of a
+        small MLP's training step: the 784 x 256 weight's gradient, every step."""
+        self._owned = self._owned + tuple(id(a) for a in arrays if a is not None)
 
     def first_order_only(self, op: str) -> None:
         """For kernel-backed backwards with no differentiable formula yet: refuse
@@ -386,6 +395,7 @@ def run_backward(
         order = _prune_to_targets(order, targets)
 
     grads: dict[Function, Any] = {}  # the gradient flowing into each node's output
+    owned: set[Function] = set()  # nodes whose pending gradient only the engine holds
     for root, g in zip(roots, root_grads):
         grads[root] = grads[root] + g if root in grads else g
 
@@ -401,7 +411,8 @@ def run_backward(
                 captured[targets[node]] = g
             if isinstance(node, AccumulateGrad):
                 if inputs is None:
-                    _accumulate_into_leaf(node, g, create_graph)
+                    _accumulate_into_leaf(node, g, create_graph, node in owned)
+                owned.discard(node)
                 continue
             if inputs is None and node.retained_output is not None:
                 _store_retained_grad(node, g, create_graph)
@@ -416,11 +427,21 @@ def run_backward(
                     f"{node.name()}.backward returned {len(in_grads)} gradients for "
                     f"{len(node.edges)} inputs"
                 )
+            fresh = set(node._owned)
+            node._owned = ()
             for i, (edge, ig) in enumerate(zip(node.edges, in_grads)):
                 if edge is None or ig is None:
                     continue
-                ig = _check_gradient(node, i, ig, create_graph)
-                grads[edge] = grads[edge] + ig if edge in grads else ig
+                checked = _check_gradient(node, i, ig, create_graph)
+                if edge in grads:
+                    grads[edge] = grads[edge] + checked
+                    owned.add(edge)  # the sum is a new array
+                else:
+                    grads[edge] = checked
+                    # a declared-fresh array is owned once (not if returned for two inputs)
+                    if checked is not ig or id(ig) in fresh:
+                        owned.add(edge)
+                    fresh.discard(id(ig))
             node.xp = None
             if not retain_graph:
                 node._release()
@@ -453,7 +474,7 @@ def _prune_to_targets(order: list[Function], targets: dict[Function, int]) -> li
     return kept
 
 
-def _accumulate_into_leaf(node: AccumulateGrad, g: Any, create_graph: bool) -> None:
+def _accumulate_into_leaf(node: AccumulateGrad, g: Any, create_graph: bool, owned: bool) -> None:
     leaf = node.leaf()
     if leaf is None:
         return
@@ -461,8 +482,12 @@ def _accumulate_into_leaf(node: AccumulateGrad, g: Any, create_graph: bool) -> N
         g = g if isinstance(g, Tensor) else Tensor._from_array(g)
         leaf.grad = g if leaf.grad is None else leaf.grad + g
     elif leaf.grad is None:
-        # a C-contiguous copy: the optimizers' kernels then update it in place, no copy again
-        leaf.grad = Tensor._from_array(np.array(g, dtype=leaf.dtype, order="C", copy=True))
+        if owned and type(g) is np.ndarray and g.dtype == leaf.dtype and g.flags.c_contiguous:
+            leaf.grad = Tensor._from_array(g)  # nobody else holds it: no copy needed
+        else:
+            # a C-contiguous copy: the optimizers' kernels then update it in place, and the
+            # leaf's gradient shares no memory with anything else
+            leaf.grad = Tensor._from_array(np.array(g, dtype=leaf.dtype, order="C", copy=True))
     else:
         leaf.grad.data += g  # gradients accumulate on leaves until zeroed
 

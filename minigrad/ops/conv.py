@@ -43,6 +43,7 @@ class Conv2d(Function):
         dx, dw, db = backend.conv.conv2d_backward(
             x, w, contiguous(grad), *ctx.params, need=need, cols=cols
         )
+        ctx.owned(dx, dw, db)  # the kernels allocate each of them
         return (dx, dw, db) if has_bias else (dx, dw)
 
 

@@ -125,9 +125,11 @@ class Linear(Function):
         g2 = xp.reshape(grad, (-1, o))
         gx = xp.reshape(xp.matmul(g2, weight), x.shape) if ctx.needs_input_grad[0] else None
         gw = xp.matmul(xp.mT(g2), xp.reshape(x, (-1, i))) if ctx.needs_input_grad[1] else None
+        ctx.owned(gx, gw)  # new arrays, referenced nowhere else
         if len(ctx.needs_input_grad) == 2:
             return gx, gw
         gb = xp.sum(g2, 0, False) if ctx.needs_input_grad[2] else None
+        ctx.owned(gb)
         return gx, gw, gb
 
 

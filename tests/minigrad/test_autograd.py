@@ -305,3 +305,67 @@ def test_float32_leaf_gets_float32_grad_when_mixed_with_float64():
     y.backward()
     assert a.grad.dtype == np.float32 and b.grad.dtype == np.float64
     np.testing.assert_array_equal(a.grad.data, [3.0, 4.0])
+
+
+# -- leaf gradients: copied unless the backward declared them its own ------------------------
+
+_made: list = []
+
+
+class _Twice(Function):
+    # y = 2 * (a + b); the backward makes one new array and returns it for both inputs
+    @staticmethod
+    def forward(ctx, a, b):
+        return 2 * (a + b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = 2 * grad
+        _made.append(g)
+        ctx.owned(g)  # its own array, but handed to two inputs: the engine must still copy one
+        return g, g
+
+
+class _Double(Function):
+    @staticmethod
+    def forward(ctx, a, declare):
+        ctx.declare = declare
+        return 2 * a
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = 2 * grad
+        _made.append(g)
+        if ctx.declare:
+            ctx.owned(g)
+        return g
+
+
+@pytest.mark.parametrize("declare", [True, False])
+def test_a_declared_own_gradient_becomes_the_leafs_grad_without_a_copy(declare):
+    _made.clear()
+    a = mg.ones(3, requires_grad=True)
+    _Double.apply(a, declare=declare).sum().backward()
+    assert (a.grad.data is _made[0]) == declare
+    np.testing.assert_array_equal(a.grad.data, [2.0, 2.0, 2.0])
+    _Double.apply(a, declare=declare).sum().backward()  # accumulates into it in place
+    np.testing.assert_array_equal(a.grad.data, [4.0, 4.0, 4.0])
+
+
+def test_leaf_gradients_never_share_memory():
+    _made.clear()
+    a, b = mg.ones(3, requires_grad=True), mg.ones(3, requires_grad=True)
+    _Twice.apply(a, b).sum().backward()
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    c, d = mg.ones(3, requires_grad=True), mg.ones(3, requires_grad=True)
+    (c + d).sum().backward()  # add returns the incoming gradient for both inputs
+    assert not np.shares_memory(c.grad.data, d.grad.data)
+    lin = mg.nn.Linear(4, 3)
+    x = mg.randn(5, 4, requires_grad=True)
+    lin(x).sum().backward()
+    grads = [lin.weight.grad.data, lin.bias.grad.data, x.grad.data]
+    for i, g in enumerate(grads):
+        for h in grads[i + 1 :]:
+            assert not np.shares_memory(g, h)
+    lin.weight.grad.data[...] = 7.0  # clipping or zeroing one gradient touches no other
+    np.testing.assert_array_equal(lin.bias.grad.data, np.full(3, 5.0, np.float32))
