@@ -134,19 +134,26 @@ def _adadelta(p, g, sq, acc, lr, rho, c, eps, weight_decay):
         p[i] -= lr * delta
 
 
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
 def check(name: str, p: np.ndarray, g: np.ndarray, **state: np.ndarray | None) -> None:
     """The parameter, its gradient and every state buffer: one dtype, one shape, contiguous.
     The common case is checked in a few attribute reads (this runs for every parameter at
     every step); anything unusual goes through the full check for its error message."""
-    dtype, shape = p.dtype, p.shape
-    ok = dtype in _validate.FLOATS and p.flags.c_contiguous
-    for a in (g, *state.values()):
-        if a is not None and not (
-            type(a) is np.ndarray and a.dtype == dtype and a.shape == shape and a.flags.c_contiguous
-        ):
-            ok = False
-    if ok:
-        return
+    dtype = p.dtype
+    if (dtype is _F32 or dtype is _F64) and p.flags.c_contiguous:
+        shape = p.shape
+        for a in (g, *state.values()):
+            if a is not None and (
+                a.__class__ is not np.ndarray
+                or a.dtype is not dtype
+                or a.shape != shape
+                or not a.flags.c_contiguous
+            ):
+                break
+        else:
+            return
     _validate.floats(name, p=p, g=g, **state)
     for label, a in {"g": g, **state}.items():
         if a is not None and a.shape != p.shape:
