@@ -234,23 +234,25 @@ def check_backward(name, gates_per_step, x, h0, w_ih, w_hh, grad, out, c0=None, 
     return dims
 
 
-def lstm_param_grads(dxw, x, h0, hs, w_ih):
-    """(dx, dW_ih, dW_hh) from the gates' gradient dxw (T, B, 4H): dx = dxw @ W_ih, and both
-    weight gradients as one matmul, dgates.T @ [x | h_{t-1}] over all T * B rows."""
+def lstm_param_grads(dxw, x, h0, hs, w_ih, need_input=True):
+    """(dx, dW_ih, dW_hh) from the gates' gradient dxw (T, B, 4H): dx = dxw @ W_ih (None
+    unless ``need_input``: a first layer on data skips that matmul, a seventh of the step),
+    and both weight gradients as one matmul, dgates.T @ [x | h_{t-1}] over all T * B rows."""
     t, b, g = dxw.shape
     i = x.shape[2]
     flat = dxw.reshape(t * b, g)
     rows = np.concatenate([x, previous_h(h0, hs)], axis=2).reshape(t * b, i + h0.shape[1])
     both = flat.T @ rows
-    return (flat @ w_ih).reshape(x.shape), both[:, :i], both[:, i:]
+    dx = (flat @ w_ih).reshape(x.shape) if need_input else None
+    return dx, both[:, :i], both[:, i:]
 
 
-def gru_param_grads(dxw, dgh, x, h0, hs, w_ih):
+def gru_param_grads(dxw, dgh, x, h0, hs, w_ih, need_input=True):
     """(dx, dW_ih, dW_hh) from the gradients of the input projection dxw and of the recurrent
-    projection dgh (T, B, 3H)."""
+    projection dgh (T, B, 3H); dx is None unless ``need_input``."""
     t, b, g = dxw.shape
     flat_x, flat_h = dxw.reshape(t * b, g), dgh.reshape(t * b, g)
-    dx = (flat_x @ w_ih).reshape(x.shape)
+    dx = (flat_x @ w_ih).reshape(x.shape) if need_input else None
     dw_ih = flat_x.T @ x.reshape(t * b, x.shape[2])
     dw_hh = flat_h.T @ previous_h(h0, hs).reshape(t * b, h0.shape[1])
     return dx, dw_ih, dw_hh
@@ -272,7 +274,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, bias=None):
     return hc, gates, tanh_c
 
 
-def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c, dhc):
+def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c, dhc, need_input=True):
     """Gradients (dx, dh0, dc0, dw_ih, dw_hh, dbias) from dhc (2, T, B, H), the gradient of
     lstm_forward's hc output."""
     dtype, t, b, h = check_backward(
@@ -282,7 +284,7 @@ def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c, dhc):
     dh, dc, db = np.zeros_like(h0), np.zeros_like(c0), np.zeros(4 * h, dtype)
     if gates.size:
         _lstm_backward(c0, w_hh, hc, gates, tanh_c, dhc, dxw, dh, dc, db, dtype.type(1))
-    dx, dw_ih, dw_hh = lstm_param_grads(dxw, x, h0, hc[0], w_ih)
+    dx, dw_ih, dw_hh = lstm_param_grads(dxw, x, h0, hc[0], w_ih, need_input)
     return dx, dh, dc, dw_ih, dw_hh, db
 
 
@@ -301,7 +303,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None):
     return hs, gates, hn
 
 
-def gru_backward(x, h0, w_ih, w_hh, hs, gates, hn, dhs):
+def gru_backward(x, h0, w_ih, w_hh, hs, gates, hn, dhs, need_input=True):
     """Gradients (dx, dh0, dw_ih, dw_hh, db_ih, db_hh) from dhs (T, B, H), the gradient of hs."""
     dtype, t, b, h = check_backward(
         "gru_backward", 3, x, h0, w_ih, w_hh, dhs, hs, gates=gates, hn=hn
@@ -311,5 +313,5 @@ def gru_backward(x, h0, w_ih, w_hh, hs, gates, hn, dhs):
     dh, db_ih, db_hh = np.zeros_like(h0), np.zeros(g, dtype), np.zeros(g, dtype)
     if gates.size:
         _gru_backward(h0, w_hh, hs, gates, hn, dhs, dxw, dgh, dh, db_ih, db_hh, dtype.type(1))
-    dx, dw_ih, dw_hh = gru_param_grads(dxw, dgh, x, h0, hs, w_ih)
+    dx, dw_ih, dw_hh = gru_param_grads(dxw, dgh, x, h0, hs, w_ih, need_input)
     return dx, dh, dw_ih, dw_hh, db_ih, db_hh

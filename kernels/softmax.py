@@ -60,27 +60,42 @@ def _softmax_rows(x, y, maxima, log):
 
 @kernel(parallel=True)
 def _softmax_strided(x, y, log):
+    # the reduced dim C is not last: each (o, c) row of I elements is contiguous, so the
+    # exponentials go through exp_shifted a row at a time (np.exp in the loop would be one
+    # libm call per element), and the running max and sum are kept per i
     O, C, I = x.shape
     for o in prange(O):
         m = np.full(I, -np.inf, dtype=x.dtype)
         s = np.zeros(I, dtype=x.dtype)
+        arg = np.empty(I, dtype=x.dtype)
         for c in range(C):
+            row = x[o, c]
             for i in range(I):
-                m[i] = max(m[i], x[o, c, i])
+                m[i] = max(m[i], row[i])
         for i in range(I):
             if m[i] == -np.inf:
                 m[i] = 0.0
         for c in range(C):
+            row, out = x[o, c], y[o, c]
             for i in range(I):
-                e = np.exp(x[o, c, i] - m[i])
-                y[o, c, i] = e
-                s[i] += e
-        for c in range(C):
+                arg[i] = row[i] - m[i]
+            exp_shifted(arg, 0.0, out)
             for i in range(I):
-                if log:
-                    y[o, c, i] = x[o, c, i] - (np.log(s[i]) + m[i])
-                else:
-                    y[o, c, i] /= s[i]
+                s[i] += out[i]
+        if log:
+            for i in range(I):
+                s[i] = np.log(s[i]) + m[i]  # the log-sum-exp of column i
+            for c in range(C):
+                row, out = x[o, c], y[o, c]
+                for i in range(I):
+                    out[i] = row[i] - s[i]
+        else:
+            for i in range(I):
+                s[i] = 1.0 / s[i]
+            for c in range(C):
+                out = y[o, c]
+                for i in range(I):
+                    out[i] *= s[i]
 
 
 @kernel(parallel=True)
@@ -90,14 +105,19 @@ def _softmax_backward(y, g, dx, log):
     O, C, I = y.shape
     for o in prange(O):
         acc = np.zeros(I, dtype=y.dtype)
+        e = np.empty(I, dtype=y.dtype)
         for c in range(C):
             for i in range(I):
                 acc[i] += g[o, c, i] if log else g[o, c, i] * y[o, c, i]
-        for c in range(C):
-            for i in range(I):
-                if log:
-                    dx[o, c, i] = g[o, c, i] - np.exp(y[o, c, i]) * acc[i]
-                else:
+        if log:
+            for c in range(C):
+                gr, out = g[o, c], dx[o, c]
+                exp_shifted(y[o, c], 0.0, e)  # not np.exp in the loop: see _softmax_strided
+                for i in range(I):
+                    out[i] = gr[i] - e[i] * acc[i]
+        else:
+            for c in range(C):
+                for i in range(I):
                     dx[o, c, i] = y[o, c, i] * (g[o, c, i] - acc[i])
 
 

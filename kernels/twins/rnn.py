@@ -36,7 +36,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, bias=None):
     return hc, gates, tanh_c
 
 
-def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c, dhc):
+def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c, dhc, need_input=True):
     dtype, t, b, h = check_backward(
         "lstm_backward", 4, x, h0, w_ih, w_hh, dhc, hc, c0=c0, gates=gates, tanh_c=tanh_c
     )
@@ -59,7 +59,7 @@ def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c, dhc):
         )
         dc = dct * f
         dh = dxw[s] @ w_hh
-    dx, dw_ih, dw_hh = lstm_param_grads(dxw, x, h0, hc[0], w_ih)
+    dx, dw_ih, dw_hh = lstm_param_grads(dxw, x, h0, hc[0], w_ih, need_input)
     return dx, dh.astype(dtype), dc.astype(dtype), dw_ih, dw_hh, dxw.sum(axis=(0, 1))
 
 
@@ -81,7 +81,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None):
     return hs, gates, hn
 
 
-def gru_backward(x, h0, w_ih, w_hh, hs, gates, hn, dhs):
+def gru_backward(x, h0, w_ih, w_hh, hs, gates, hn, dhs, need_input=True):
     dtype, t, b, h = check_backward(
         "gru_backward", 3, x, h0, w_ih, w_hh, dhs, hs, gates=gates, hn=hn
     )
@@ -98,6 +98,6 @@ def gru_backward(x, h0, w_ih, w_hh, hs, gates, hn, dhs):
         dxw[s] = np.concatenate([dr, dz, dn], axis=1)
         dgh[s] = np.concatenate([dr, dz, dn * r], axis=1)
         dh = d * z + dgh[s] @ w_hh
-    dx, dw_ih, dw_hh = gru_param_grads(dxw, dgh, x, h0, hs, w_ih)
+    dx, dw_ih, dw_hh = gru_param_grads(dxw, dgh, x, h0, hs, w_ih, need_input)
     db_ih, db_hh = dxw.sum(axis=(0, 1)), dgh.sum(axis=(0, 1))
     return dx, dh.astype(dtype), dw_ih, dw_hh, db_ih.astype(dtype), db_hh.astype(dtype)

@@ -30,7 +30,11 @@ class LSTMLayer(Function):
     @staticmethod
     def backward(ctx, grad):
         ctx.first_order_only("lstm")
-        return backend.rnn.lstm_backward(*ctx.saved_tensors, contiguous(grad))
+        grads = backend.rnn.lstm_backward(
+            *ctx.saved_tensors, contiguous(grad), need_input=ctx.needs_input_grad[0]
+        )
+        ctx.owned(*grads)  # every one a new array
+        return grads
 
 
 def _bias(bias: Tensor | None, rows: int, like: Tensor) -> Tensor:
@@ -61,7 +65,11 @@ class GRULayer(Function):
     @staticmethod
     def backward(ctx, grad):
         ctx.first_order_only("gru")
-        return backend.rnn.gru_backward(*ctx.saved_tensors, contiguous(grad))
+        grads = backend.rnn.gru_backward(
+            *ctx.saved_tensors, contiguous(grad), need_input=ctx.needs_input_grad[0]
+        )
+        ctx.owned(*grads)  # every one a new array
+        return grads
 
 
 def gru_layer(

@@ -115,3 +115,25 @@ def test_shape_errors_name_the_arrays(module):
         module.gru_forward(x, np.zeros((2, 5)), np.zeros((15, 4), f), np.zeros((15, 5), f))
     with pytest.raises(ValueError, match=r"bias of shape \(3,\) should be \(20,\)"):
         module.lstm_forward(x, h0, h0, np.zeros((20, 4), f), np.zeros((20, 5), f), np.zeros(3, f))
+
+
+@pytest.mark.parametrize("module", [rnn, t_rnn], ids=["kernel", "twin"])
+def test_backward_skips_the_input_gradient_when_not_needed(module):
+    rng = np.random.default_rng(3)
+    args = lstm_args(rng, 4, 2, 3, 5, np.float64)
+    out = module.lstm_forward(*args)
+    dhc = arr(rng, out[0].shape, np.float64)
+    x, h0, c0, w_ih, w_hh, _ = args
+    full = module.lstm_backward(x, h0, c0, w_ih, w_hh, *out, dhc)
+    part = module.lstm_backward(x, h0, c0, w_ih, w_hh, *out, dhc, need_input=False)
+    assert full[0] is not None and part[0] is None
+    for a, b in zip(full[1:], part[1:]):
+        np.testing.assert_array_equal(a, b)
+    args = gru_args(rng, 4, 2, 3, 5, np.float64)
+    out = module.gru_forward(*args)
+    dhs = arr(rng, out[0].shape, np.float64)
+    full = module.gru_backward(*args[:4], *out, dhs)
+    part = module.gru_backward(*args[:4], *out, dhs, need_input=False)
+    assert full[0] is not None and part[0] is None
+    for a, b in zip(full[1:], part[1:]):
+        np.testing.assert_array_equal(a, b)
