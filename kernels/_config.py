@@ -23,7 +23,8 @@ from numba.extending import overload
 # default busy-waiting, the idle pool keeps spinning on the cores the other one needs: on
 # 2 cores a conv2d forward measured 8.8 ms at 2 threads against 1.7 ms at 1. Passive waiting
 # (threads sleep when idle) removes that (1.3 ms). It must be set before the OpenMP runtime
-# starts, hence here, at import; a value the user set is kept.
+# starts, hence here, at import; a value the user set is kept. OpenBLAS's own threads spin
+# too, which minigrad/__init__.py deals with (OPENBLAS_THREAD_TIMEOUT).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+# before anything imports NumPy: see OPENBLAS_THREAD_TIMEOUT in minigrad/__init__.py
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
 BENCHMARKS = ("overhead", "kernels", "layers", "training", "data")
 

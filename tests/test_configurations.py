@@ -56,3 +56,30 @@ def test_kernels_run_without_jit():
     result = run_pytest(["tests/kernels/test_small_selection.py"], NUMBA_DISABLE_JIT="1")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "8 passed" in result.stdout
+
+
+def _environment_after_import(code: str, **env: str) -> str:
+    environment = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**environment, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip()
+
+
+def test_openblas_threads_are_told_to_sleep_soon_before_numpy_loads():
+    # minigrad sets OPENBLAS_THREAD_TIMEOUT before it imports NumPy (which loads OpenBLAS,
+    # which reads it once), and keeps a value the user set
+    code = (
+        "import sys, os; import minigrad; "
+        "print(os.environ['OPENBLAS_THREAD_TIMEOUT'], 'numpy' in sys.modules)"
+    )
+    assert _environment_after_import(code) == "16 True"
+    assert _environment_after_import(code, OPENBLAS_THREAD_TIMEOUT="20") == "20 True"
+    first = "import sys, os; import minigrad; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    assert _environment_after_import(first.replace("import minigrad", "import benchmarks")) == "16"
