@@ -30,9 +30,11 @@ class MaxPool2d(Function):
     def backward(ctx, grad):
         shape = ctx.input_shapes[0]
         if not ctx._create_graph:
-            return backend.pool.max_pool2d_backward(
+            dx = backend.pool.max_pool2d_backward(
                 contiguous(grad), ctx.argmax, shape, *ctx.geometry
             )
+            ctx.owned(dx)  # allocated by the kernel (and by its twin)
+            return dx
         # Differentiable form: the gradient lands on the chosen elements, dx = accumulate_at(...)
         b, c, _, w = shape
         rows = np.arange(b).reshape(-1, 1, 1, 1), np.arange(c).reshape(1, -1, 1, 1)
