@@ -132,6 +132,10 @@ class Function:
     Inside ``backward`` use operators and ``ctx.xp`` functions only, so the formula works on
     arrays and, for higher-order gradients, on Tensors.
 
+    A backward that allocates a gradient itself and keeps no other reference to it may say so
+    with ``ctx.owned(g)``: the engine then stores it as a leaf's ``.grad`` without the copy
+    it otherwise makes (a gradient may be shared, as ``Add`` returns the same array twice).
+
     Under ``create_graph`` a saved input or the saved output comes back as a Tensor connected
     to the graph, but any other saved array (a mask, a keep-dims copy of the output) comes
     back as a constant. So save the very array ``forward`` returns, not a reshaped copy of it,
