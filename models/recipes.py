@@ -59,16 +59,16 @@ RECIPES: dict[str, Recipe] = {}
 EXPECTED = {
     "digits-cnn": "98.33 % test accuracy (2 s)",
     "mnist1d-linear": "31.5 % (3 s)",
-    "mnist1d-mlp": "67.0 % (5 s)",
+    "mnist1d-mlp": "67.0 % (6 s)",
     "mnist1d-cnn": "94.2 % (15 s)",
     "mnist1d-gru": "89.8 % (16 s)",
-    "lenet5-mnist": "97.35 % test accuracy (12 s)",
-    "names-mlp": "dev loss 2.111 (92 s)",
-    "shakespeare-gpt": "val loss 1.891 (111 s)",
-    "shakespeare-lstm": "val loss 1.639 (327 s)",
-    "sst2-kimcnn": "81.9 % test accuracy (84 s): short of the 82 % bar",
-    "sst2-bert": "69.7 % test accuracy (76 s)",
-    "wnut17-bilstm": "entity F1 5.4 % against the baseline's 3.0 % (282 s)",
+    "lenet5-mnist": "97.35 % test accuracy (13 s)",
+    "names-mlp": "dev loss 2.111 (98 s)",
+    "shakespeare-gpt": "val loss 1.891 (100 s)",
+    "shakespeare-lstm": "val loss 1.639 (103 s)",
+    "sst2-kimcnn": "81.9 % test accuracy (70 s): short of the 82 % bar",
+    "sst2-bert": "69.7 % test accuracy (69 s)",
+    "wnut17-bilstm": "entity F1 5.4 % against the baseline's 3.0 % (81 s)",
 }
 
 
