@@ -1,6 +1,5 @@
 """Timing harness and benchmarks. Run one with ``python -m benchmarks.<name>``."""
 
-import os
-
-# before any benchmark imports NumPy: see OPENBLAS_THREAD_TIMEOUT in minigrad/__init__.py
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+# minigrad first, before any benchmark imports NumPy: importing it sets OPENBLAS_THREAD_TIMEOUT
+# (see minigrad/__init__.py), which OpenBLAS reads once, when NumPy loads it
+import minigrad  # noqa: F401

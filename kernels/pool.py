@@ -168,14 +168,7 @@ def max_pool2d_backward(
     """dx (input_shape) with each output gradient added at its argmax. The geometry
     arguments are accepted for the twin's signature and not needed: argmax holds flat
     indices into each input plane."""
-    _validate.floats("max_pool2d_backward", grad=grad)
-    if grad.shape != argmax.shape:
-        raise ValueError(f"max_pool2d_backward: grad {grad.shape} and argmax {argmax.shape} differ")
-    if len(input_shape) != 4 or tuple(input_shape[:2]) != grad.shape[:2]:
-        raise ValueError(
-            f"max_pool2d_backward: input shape {tuple(input_shape)} does not match grad "
-            f"{grad.shape} (B, C, H, W with the same B and C)"
-        )
+    _check_max_backward(grad, argmax, input_shape)
     dx = np.empty(input_shape, grad.dtype)
     if dx.size:
         planes = input_shape[0] * input_shape[1]
@@ -184,12 +177,29 @@ def max_pool2d_backward(
             np.ascontiguousarray(argmax).reshape(planes, -1),
             dx.reshape(planes, -1),
         )
-        if bad:
-            raise ValueError(
-                f"max_pool2d_backward: {bad} argmax indices are outside the input plane of "
-                f"{input_shape[2]} x {input_shape[3]} elements (argmax from another input?)"
-            )
+        refuse_outside_plane(bad, input_shape)
     return dx
+
+
+def _check_max_backward(grad, argmax, input_shape):
+    """max_pool2d_backward's shape checks (shared with the twin)."""
+    _validate.floats("max_pool2d_backward", grad=grad)
+    if grad.shape != argmax.shape:
+        raise ValueError(f"max_pool2d_backward: grad {grad.shape} and argmax {argmax.shape} differ")
+    if len(input_shape) != 4 or tuple(input_shape[:2]) != grad.shape[:2]:
+        raise ValueError(
+            f"max_pool2d_backward: input shape {tuple(input_shape)} does not match grad "
+            f"{grad.shape} (B, C, H, W with the same B and C)"
+        )
+
+
+def refuse_outside_plane(bad, input_shape):
+    """The error for ``bad`` argmax indices outside their input plane (none: no error)."""
+    if bad:
+        raise ValueError(
+            f"max_pool2d_backward: {bad} argmax indices are outside the input plane of "
+            f"{input_shape[2]} x {input_shape[3]} elements (argmax from another input?)"
+        )
 
 
 # -- average pooling --------------------------------------------------------------------------

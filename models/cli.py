@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-# before anything imports NumPy: see OPENBLAS_THREAD_TIMEOUT in minigrad/__init__.py
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+# minigrad before anything imports NumPy: it sets OPENBLAS_THREAD_TIMEOUT (minigrad/__init__.py)
+import minigrad  # noqa: F401  isort: skip
 
 BENCHMARKS = ("overhead", "kernels", "layers", "training", "data")
 

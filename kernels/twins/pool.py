@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from kernels import _validate
-from kernels.pool import _adaptive_size, _check_avg_backward, _divisor, _geometry
+from kernels.pool import (
+    _adaptive_size,
+    _check_avg_backward,
+    _check_max_backward,
+    _divisor,
+    _geometry,
+    refuse_outside_plane,
+)
 
 
 def _offsets(k, s, p, d, size, out):
@@ -35,21 +42,9 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
 def max_pool2d_backward(
     grad, argmax, input_shape, kernel_size=None, stride=None, padding=0, dilation=1
 ):
-    _validate.floats("max_pool2d_backward", grad=grad)
-    if grad.shape != argmax.shape:
-        raise ValueError(f"max_pool2d_backward: grad {grad.shape} and argmax {argmax.shape} differ")
-    if len(input_shape) != 4 or tuple(input_shape[:2]) != grad.shape[:2]:
-        raise ValueError(
-            f"max_pool2d_backward: input shape {tuple(input_shape)} does not match grad "
-            f"{grad.shape} (B, C, H, W with the same B and C)"
-        )
+    _check_max_backward(grad, argmax, input_shape)
     b, c, h, w = input_shape
-    bad = np.count_nonzero((argmax < 0) | (argmax >= h * w))
-    if bad:
-        raise ValueError(
-            f"max_pool2d_backward: {bad} argmax indices are outside the input plane of "
-            f"{h} x {w} elements (argmax from another input?)"
-        )
+    refuse_outside_plane(np.count_nonzero((argmax < 0) | (argmax >= h * w)), input_shape)
     dx = np.zeros((b * c, h * w), grad.dtype)
     planes = np.repeat(np.arange(b * c), grad.shape[2] * grad.shape[3])
     np.add.at(dx, (planes, argmax.reshape(-1)), grad.reshape(-1))
