@@ -37,11 +37,12 @@ from kernels._config import kernel
 from kernels._math import sigmoid_fast, tanh_fast
 
 # Kernels that need 1 take it as ``one``, in the arrays' dtype: a Python float literal would
-# make every float32 expression float64 (NumPy's promotion), which measured 2.8 ms against 2.1 ms for the
-# LSTM forward's gate arithmetic at T=64, B=32, H=128. Loops run over 1-D row views, one simple
-# operation per loop, which LLVM vectorizes (2.1 ms -> 1.0 ms). Each loop indexes its views from
-# 0 (the gates as slices i, f, g, o rather than gr[H + j]): LLVM cannot tell that H + j is not
-# negative, and Numba's wraparound branch for negative indices keeps such a loop scalar.
+# make every float32 expression float64 (NumPy's promotion), which measured 2.8 ms against
+# 2.1 ms for the LSTM forward's gate arithmetic at T=64, B=32, H=128. Loops run over 1-D row
+# views, one simple operation per loop, which LLVM vectorizes (2.1 ms -> 1.0 ms). Each loop
+# indexes its views from 0 (the gates as slices i, f, g, o rather than gr[H + j]): LLVM cannot
+# tell that H + j is not negative, and Numba's wraparound branch for negative indices keeps
+# such a loop scalar.
 
 
 @kernel
