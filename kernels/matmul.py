@@ -34,7 +34,12 @@ from numba import prange
 
 from kernels import _validate
 from kernels._config import inlined_overload, kernel
-from kernels._microkernels import micro_float32, micro_float64
+from kernels._microkernels import (
+    micro_float32,
+    micro_float64,
+    micro_strided_float32,
+    micro_strided_float64,
+)
 from kernels.gen_microkernels import TILES
 
 # Block sizes: a KC x NR sliver of B in L1 (32 KiB), MC x KC of A in L2 (1 MiB on Zen 4),
@@ -56,6 +61,22 @@ def _micro(ap, pa, bp, pb, kc, out, zero):
 def _micro_overload(ap, pa, bp, pb, kc, out, zero):
     chosen = micro_float32 if ap.dtype.name == "float32" else micro_float64
     return lambda ap, pa, bp, pb, kc, out, zero: chosen(ap, pa, bp, pb, kc, out, zero)
+
+
+def _micro_strided(ap, pa, lda, run, jump, bp, pb, ldb, blocks, out):
+    """The in-place microkernel for the operands' dtype (chosen at compile time)."""
+    fn = micro_strided_float32 if ap.dtype == np.float32 else micro_strided_float64
+    fn(ap, pa, lda, run, jump, bp, pb, ldb, blocks, out)
+
+
+@inlined_overload(_micro_strided)
+def _micro_strided_overload(ap, pa, lda, run, jump, bp, pb, ldb, blocks, out):
+    chosen = micro_strided_float32 if ap.dtype.name == "float32" else micro_strided_float64
+
+    def impl(ap, pa, lda, run, jump, bp, pb, ldb, blocks, out):
+        chosen(ap, pa, lda, run, jump, bp, pb, ldb, blocks, out)
+
+    return impl
 
 
 def _tile_of(c):
@@ -123,6 +144,89 @@ def _gemm(a, b, c, threads):
                     for i in range(mr):
                         for j in range(nr):
                             c[i0 + sa * MR + i, j0 + sb * NR + j] += tile[i * NR + j]
+
+
+# -- a product on operands packed once: for a small matrix multiplied again and again -------
+#
+# A recurrent layer multiplies the same weights by a new (K, B) block at every step. BLAS packs
+# the weights again at each call; these keep them packed for the whole sequence, and keep the
+# step's operand and result in the microkernel's sliver layout, so that the step needs no
+# packing at all (kernels/rnn.py).
+
+
+def packed_shape(rows: int, k: int, dtype) -> tuple[int, int, int]:
+    """The shape of an (rows, k) matrix as MR-row slivers: (ceil(rows / MR), k, MR)."""
+    mr, _ = _tile(dtype)
+    return ((rows + mr - 1) // mr, k, mr)
+
+
+@kernel
+def pack_slivers(w, out):
+    """w (M, K) into out (ceil(M / MR), K, MR): MR-row slivers, k-major, zero padded, the layout
+    in which the microkernel reads its A operand."""
+    MR, NR = _tile_of(w)
+    M, K = w.shape
+    for s in range(out.shape[0]):
+        for k in range(K):
+            for i in range(MR):
+                r = s * MR + i
+                out[s, k, i] = w[r, k] if r < M else 0.0
+
+
+@kernel
+def sliver_product(a, b, c):
+    """c = A @ B on packed operands. a (SA, K, MR): A as MR-row slivers (pack_slivers);
+    b (SB, Kb, NR): B as NR-column slivers, b[s, k, j] = B[k, s*NR + j] (rows from K on, if
+    Kb > K, are not read); c (SB, SA*MR, NR),
+    c[s, i, j] = C[i, s*NR + j]. Each (sliver of A, sliver of B) tile is one microkernel call
+    writing MR*NR contiguous elements of c: no copy on either side."""
+    MR, NR = _tile_of(c)
+    SA, K, _ = a.shape
+    SB, Kb, _ = b.shape
+    ap = a.reshape(SA * K * MR)
+    bp = b.reshape(SB * Kb * NR)
+    cp = c.reshape(c.size)
+    rows = c.shape[1]
+    zero = np.zeros(1, c.dtype)[0]
+    for sb in range(SB):  # one B sliver stays in L1 while the A slivers stream past it
+        pb = np.uint64(sb * Kb * NR)
+        for sa in range(SA):
+            o = (sb * rows + sa * MR) * NR
+            _micro(ap, np.uint64(sa * K * MR), bp, pb, K, cp[o : o + MR * NR], zero)
+
+
+@kernel
+def blocked_product(a, b, c):
+    """c += A @ B with both operands read in place, no packing. a (Q, M, L): A (M, Q * L) kept
+    in Q blocks, A[m, q*L + l] = a[q, m, l], M a whole number of MR rows; b (Q * L, N)
+    C-contiguous, N a whole number of NR columns; c (N / NR, M, NR) by NR-column sliver,
+    c[s, i, j] = C[i, s*NR + j].
+
+    The LSTM's weight gradient (kernels/rnn.py): its gate gradients are kept by batch sliver
+    (the layout the step's own product reads), dW += dgates @ [x | h] over a few steps at a
+    time. The microkernel reads A's rows a sliver's width at a time and jumps to the next
+    block; each tile stays in registers over all Q * L steps of the shared dimension."""
+    MR, NR = _tile_of(c)
+    Q, M, L = a.shape
+    N = b.shape[1]
+    ap = a.reshape(a.size)
+    bp = b.reshape(b.size)
+    cp = c.reshape(c.size)
+    for s in range(N // NR):  # one sliver of B, Q * L rows of NR, stays in L1 ...
+        for sa in range(M // MR):  # ... while A's rows stream past it
+            o = (s * M + sa * MR) * NR
+            _micro_strided(
+                ap,
+                np.uint64(sa * MR * L),
+                np.uint64(L),
+                L,
+                np.uint64((M - 1) * L),
+                bp,
+                np.uint64(s * NR),
+                np.uint64(N),
+                Q,
+                cp[o : o + MR * NR],
+            )
 
 
 def _check(name, a, b):

@@ -4,28 +4,29 @@ T time, B batch, H hidden size, G = 4H (LSTM) or 3H (GRU) gate rows, in PyTorch'
 
 x (T, B, I) input, w_ih (G, I), w_hh (G, H), biases (G,).
 
-The input projection of every step, ``xw = x @ w_ih.T`` (T, B, G), does not depend on the
-recurrence, so it is one large matmul (BLAS) for all steps. What is left is inherently
-sequential: one small matmul with ``w_hh`` per step and the gate arithmetic, which these
-kernels fuse into one pass over each step's (B, G) block (biases included) instead of
-NumPy's dozen temporaries.
-
 LSTM (gates i, f, g, o; b = b_ih + b_hh, since both are added at every step):
-    i, f, o = sigmoid(xw[t] + b + h @ w_hh.T)[i, f, o rows];  g = tanh(...)[g rows]
+    i, f, o = sigmoid(x_t @ w_ih.T + h @ w_hh.T + b)[i, f, o rows];  g = tanh(...)[g rows]
     c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)
 GRU (gates r, z, n; b_hh stays separate because r multiplies its n part):
-    gi = xw[t] + b_ih;  gh = h @ w_hh.T + b_hh
+    gi = x_t @ w_ih.T + b_ih;  gh = h @ w_hh.T + b_hh
     r = sigmoid(gi_r + gh_r);  z = sigmoid(gi_z + gh_z);  n = tanh(gi_n + r * gh_n)
     h_t = (1 - z) * n + z * h_{t-1}
 
-Backward walks the steps in reverse. Each step's gate gradient is also the gradient of its
-pre-activation, so the weight gradients are large matmuls at the end, over all steps at once
-(dW_ih = dgates.T @ x, dW_hh = dgates.T @ h_{t-1}; for the LSTM one matmul gives both).
+The GRU takes the input projection of every step, ``xw = x @ w_ih.T`` (T, B, G), as one large
+matmul (BLAS), since it does not depend on the recurrence. What is left is sequential: one
+small matmul with ``w_hh`` per step (BLAS), and the gate arithmetic, fused into one pass over
+each step's (B, G) block instead of NumPy's dozen temporaries. Backward walks the steps in
+reverse; each step's gate gradient is also the gradient of its pre-activation, so the weight
+gradients are large matmuls at the end, over all steps at once (dW_ih = dgates.T @ x,
+dW_hh = dgates.T @ h_{t-1}).
+
+The LSTM does all of its products itself, with the GEMM's microkernels on weights packed once
+per call; see the comment above _lstm_forward for how, and why.
 
 sigmoid and tanh are ``sigmoid_fast`` and ``tanh_fast`` (kernels/_math.py): in float32 a
 rational approximation of tanh, straight-line arithmetic that vectorizes inside each gate's loop
 (they went through exp on a buffer before: the LSTM forward's gate arithmetic took 2.2 ms at
-T=64, B=32, H=128, and takes 0.9 ms now); in float64 NumPy's exact tanh.
+T=64, B=32, H=128, and 0.9 ms after); in float64 NumPy's exact tanh.
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ import numpy as np
 
 from kernels import _validate
 from kernels._config import kernel
-from kernels._math import sigmoid_fast, tanh_fast
+from kernels._math import cast_like, sigmoid_fast, tanh_fast
+from kernels.matmul import (
+    _tile,
+    _tile_of,
+    blocked_product,
+    pack_slivers,
+    packed_shape,
+    sliver_product,
+)
 
 # Kernels that need 1 take it as ``one``, in the arrays' dtype: a Python float literal would
 # make every float32 expression float64 (NumPy's promotion), which measured 2.8 ms against
@@ -43,74 +52,187 @@ from kernels._math import sigmoid_fast, tanh_fast
 # indexes its views from 0 (the gates as slices i, f, g, o rather than gr[H + j]): LLVM cannot
 # tell that H + j is not negative, and Numba's wraparound branch for negative indices keeps
 # such a loop scalar.
+#
+# The LSTM lays everything out "by batch sliver". The batch is cut into S = ceil(B / NR)
+# slivers of NR columns (the GEMM microkernel's tile width, 16 in float32; the last one padded
+# with zeros), and an array (rows, B) of one step is stored as (S, rows, NR). Each step is then
+# one product, with the weights packed once per call (BLAS would pack them again at every
+# step) and the step's operand and result already in the layout the microkernel reads and
+# writes (kernels/matmul.py, sliver_product):
+#
+#   forward:  pre (S, 4H, NR) = [W_ih | W_hh | bias] @ [x_t; h_{t-1}; 1]
+#   backward: [dh_{t-1}; dx_t] (S, H + I, NR) = [W_hh | W_ih].T @ dgates_t (S, 4H, NR)
+#
+# so the input projection and the bias ride in the step's product (no (T, B, 4H) array of
+# them to write and read back), and each gate of a sliver is one contiguous run of H * NR
+# elements: the gate loops run over 2048 elements instead of 128 (loop set-up and alias
+# checks weighed as much as the arithmetic). The weight gradients, dW = dgates @ [x | h_{t-1}]
+# over all steps, are taken every few steps inside the backward (blocked_product), reading the
+# gate gradients where they are and x, h as the layer has them. Only h, c, dh, dc and dx cross
+# between this layout and PyTorch's (T, B, H), transposed as they are read or written.
+#
+# Measured at T=64, B=32, H=128, I=128, float32, one thread: forward 7.6 -> 6.2 ms (BLAS took
+# 6.3 ms of it for the products, the sliver products take 5.1), backward 14.0 -> 11.9 ms (the
+# weight gradients: BLAS 5.6 ms plus 0.8 ms to lay out, concatenate and sum their operands,
+# against 5.0 ms in blocked_product). python -m benchmarks.layers has the layer figures.
+
+
+# The backward takes the weight gradients every CHUNK batch rows' worth of steps (8 steps of a
+# batch of 32): their gate gradients, 516 x 256 float32, stay in L2 until then.
+CHUNK = 256
 
 
 @kernel
-def _lstm_forward(xw, h0, c0, w_hh_t, bias, hc, gates, tanh_c):
-    # xw (T, B, 4H), h0 c0 (B, H), w_hh_t (H, 4H), bias (4H,) -> hc (2, T, B, H) = h and c
-    # of each step, gates (T, B, 4H) after their activations, tanh_c (T, B, H)
-    T, B, G = xw.shape
-    H = G // 4
-    pre = np.empty((B, G), xw.dtype)
+def _lstm_forward(x, h0, c0, wpack, hc, gates, cells):
+    # x (T, B, I), h0 c0 (B, H), wpack = [W_ih | W_hh | bias] (4H, I + H + 1) as slivers.
+    # Out: hc (2, T, B, H) = h and c of each step; by batch sliver, gates (T, S, 4H, NR) after
+    # their activations and cells (T, S, 2, H, NR) = c and tanh(c), saved for the backward.
+    MR, NR = _tile_of(x)
+    T, B, I = x.shape
+    H = h0.shape[1]
+    S = gates.shape[1]
+    K = I + H + 1
+    HN = H * NR
+    one = cast_like(1.0, x)
+    operand = np.zeros((S, K, NR), x.dtype)  # this step's [x_t; h_{t-1}; 1]
+    pre = np.empty((S, wpack.shape[0] * MR, NR), x.dtype)
+    c_init = np.zeros((S, H, NR), x.dtype)
+    for s in range(S):
+        for j in range(min(NR, B - s * NR)):
+            for k in range(H):
+                operand[s, I + k, j] = h0[s * NR + j, k]
+                c_init[s, k, j] = c0[s * NR + j, k]
+        for j in range(NR):
+            operand[s, I + H, j] = one
     for t in range(T):
-        hp = h0 if t == 0 else hc[0, t - 1]
-        cp = c0 if t == 0 else hc[1, t - 1]
-        np.dot(hp, w_hh_t, pre)
-        for b in range(B):
-            p, x, gr, c_prev = pre[b], xw[t, b], gates[t, b], cp[b]
-            h_out, c_out, tc_out = hc[0, t, b], hc[1, t, b], tanh_c[t, b]
-            for k in range(G):  # the gates' arguments
-                gr[k] = p[k] + x[k] + bias[k]
-            i, f, g, o = gr[:H], gr[H : 2 * H], gr[2 * H : 3 * H], gr[3 * H :]
-            for j in range(H):
-                i[j] = sigmoid_fast(i[j])
-            for j in range(H):
-                f[j] = sigmoid_fast(f[j])
-            for j in range(H):
-                g[j] = tanh_fast(g[j])
-            for j in range(H):
-                o[j] = sigmoid_fast(o[j])
-            for j in range(H):
-                c_out[j] = f[j] * c_prev[j] + i[j] * g[j]
-            for j in range(H):
-                tc = tanh_fast(c_out[j])
-                tc_out[j] = tc
-                h_out[j] = o[j] * tc
+        for s in range(S):  # x_t into the operand, transposed
+            nr = min(NR, B - s * NR)
+            for k in range(I):
+                dst = operand[s, k]
+                for j in range(nr):
+                    dst[j] = x[t, s * NR + j, k]
+        sliver_product(wpack, operand, pre)
+        for s in range(S):
+            p = pre[s].reshape(pre.shape[1] * NR)
+            gr = gates[t, s].reshape(4 * HN)
+            i, f, g, o = gr[:HN], gr[HN : 2 * HN], gr[2 * HN : 3 * HN], gr[3 * HN :]
+            pi, pf, pg, po = p[:HN], p[HN : 2 * HN], p[2 * HN : 3 * HN], p[3 * HN : 4 * HN]
+            for q in range(HN):
+                i[q] = sigmoid_fast(pi[q])
+            for q in range(HN):
+                f[q] = sigmoid_fast(pf[q])
+            for q in range(HN):
+                g[q] = tanh_fast(pg[q])
+            for q in range(HN):
+                o[q] = sigmoid_fast(po[q])
+            if t == 0:
+                cp = c_init[s].reshape(HN)
+            else:
+                cp = cells[t - 1, s, 0].reshape(HN)
+            c_out, tc_out = cells[t, s, 0].reshape(HN), cells[t, s, 1].reshape(HN)
+            h_out = operand[s].reshape(K * NR)[I * NR : (I + H) * NR]  # next step's h rows
+            for q in range(HN):
+                c_out[q] = f[q] * cp[q] + i[q] * g[q]
+            for q in range(HN):
+                tc = tanh_fast(c_out[q])
+                tc_out[q] = tc
+                h_out[q] = o[q] * tc
+            for j in range(min(NR, B - s * NR)):  # h and c out, transposed
+                hrow, crow = hc[0, t, s * NR + j], hc[1, t, s * NR + j]
+                for k in range(H):
+                    hrow[k] = h_out[k * NR + j]
+                for k in range(H):
+                    crow[k] = c_out[k * NR + j]
 
 
 @kernel
-def _lstm_backward(c0, w_hh, hc, gates, tanh_c, dhc, dxw, dh, dc, db, one):
+def _lstm_backward(c0, dhc, gates, cells, wpack_t, xr, hr, dx, dh0, dc0, dw_x, dw_h, db):
     # dhc (2, T, B, H): gradients reaching each step's h and c from outside the recurrence.
-    # dxw (T, B, 4H) out; dh, dc (B, H) and db (4H,) zero on entry, the gradients of h0, c0
-    # and the bias on exit.
-    T, B, G = gates.shape
+    # wpack_t = [W_hh | W_ih].T (H + I, 4H) as slivers, or W_hh.T alone when dx has I = 0.
+    # xr, hr (T * S * NR, Ip), (T * S * NR, Hp): x_t and h_{t-1} by step and batch sliver,
+    # padded (the weight gradients' B operand). Out: dx (T, B, I); dh0, dc0 (B, H); and,
+    # zero on entry: dw_x, dw_h by sliver (blocked_product's c), db (4H,).
+    MR, NR = _tile_of(gates)
+    T, S, G, _ = gates.shape
     H = G // 4
-    dht = np.empty(H, gates.dtype)
-    dct = np.empty(H, gates.dtype)
+    B = dhc.shape[2]
+    I = dx.shape[2]
+    HN = H * NR
+    one = cast_like(1.0, gates)
+    steps = max(1, CHUNK // (S * NR))  # the weight gradients are taken this many steps at once
+    gp = (G + MR - 1) // MR * MR
+    ring = np.zeros((steps, S, gp, NR), gates.dtype)  # the gate gradients of those steps
+    back = np.zeros((S, wpack_t.shape[0] * MR, NR), gates.dtype)  # [dh_{t-1}; dx_t]
+    dc = np.zeros((S, H, NR), gates.dtype)
+    c_init = np.zeros((S, H, NR), gates.dtype)
+    dbs = np.zeros(G * NR, gates.dtype)
+    dht = np.empty(HN, gates.dtype)
+    dct = np.empty(HN, gates.dtype)
+    for s in range(S):
+        for j in range(min(NR, B - s * NR)):
+            for k in range(H):
+                c_init[s, k, j] = c0[s * NR + j, k]
     for t in range(T - 1, -1, -1):
-        cp = c0 if t == 0 else hc[1, t - 1]
-        for b in range(B):
-            gr, tc, c_prev, d = gates[t, b], tanh_c[t, b], cp[b], dxw[t, b]
-            i, f, g, o = gr[:H], gr[H : 2 * H], gr[2 * H : 3 * H], gr[3 * H :]
-            di, df, dg, do = d[:H], d[H : 2 * H], d[2 * H : 3 * H], d[3 * H :]
-            dh_out, dc_out, dh_b, dc_b = dhc[0, t, b], dhc[1, t, b], dh[b], dc[b]
-            for j in range(H):
-                dht[j] = dh_out[j] + dh_b[j]
-            for j in range(H):
-                dct[j] = dc_out[j] + dc_b[j] + dht[j] * o[j] * (one - tc[j] * tc[j])
-            for j in range(H):
-                di[j] = dct[j] * g[j] * i[j] * (one - i[j])
-            for j in range(H):
-                df[j] = dct[j] * c_prev[j] * f[j] * (one - f[j])
-            for j in range(H):
-                dg[j] = dct[j] * i[j] * (one - g[j] * g[j])
-            for j in range(H):
-                do[j] = dht[j] * tc[j] * o[j] * (one - o[j])
-            for j in range(H):
-                dc_b[j] = dct[j] * f[j]
-            for k in range(G):
-                db[k] += d[k]
-        np.dot(dxw[t], w_hh, dh)
+        t0 = t // steps * steps
+        slot = ring[t - t0]
+        for s in range(S):
+            nr = min(NR, B - s * NR)
+            dh_next = back[s].reshape(back.shape[1] * NR)[:HN]
+            dc_next = dc[s].reshape(HN)
+            for q in range(HN):
+                dht[q] = dh_next[q]
+            for q in range(HN):
+                dct[q] = dc_next[q]
+            for k in range(H):  # the gradients from outside, transposed in
+                for j in range(nr):
+                    dht[k * NR + j] += dhc[0, t, s * NR + j, k]
+                for j in range(nr):
+                    dct[k * NR + j] += dhc[1, t, s * NR + j, k]
+            gr = gates[t, s].reshape(4 * HN)
+            i, f, g, o = gr[:HN], gr[HN : 2 * HN], gr[2 * HN : 3 * HN], gr[3 * HN :]
+            dr = slot[s].reshape(gp * NR)
+            di, df, dgg, do = dr[:HN], dr[HN : 2 * HN], dr[2 * HN : 3 * HN], dr[3 * HN : 4 * HN]
+            tc = cells[t, s, 1].reshape(HN)
+            if t == 0:
+                cp = c_init[s].reshape(HN)
+            else:
+                cp = cells[t - 1, s, 0].reshape(HN)
+            for q in range(HN):
+                dct[q] += dht[q] * o[q] * (one - tc[q] * tc[q])
+            for q in range(HN):
+                di[q] = dct[q] * g[q] * i[q] * (one - i[q])
+            for q in range(HN):
+                df[q] = dct[q] * cp[q] * f[q] * (one - f[q])
+            for q in range(HN):
+                dgg[q] = dct[q] * i[q] * (one - g[q] * g[q])
+            for q in range(HN):
+                do[q] = dht[q] * tc[q] * o[q] * (one - o[q])
+            for q in range(HN):
+                dc_next[q] = dct[q] * f[q]
+            for q in range(4 * HN):
+                dbs[q] += dr[q]
+        sliver_product(wpack_t, slot, back)
+        for s in range(S):  # dx_t out, transposed
+            for j in range(min(NR, B - s * NR)):
+                row = dx[t, s * NR + j]
+                for k in range(I):
+                    row[k] = back[s, H + k, j]
+        if t == t0:  # the chunk's weight gradients, dW += dgates @ [x | h_{t-1}]
+            n = min(steps, T - t0)
+            blocks = ring[:n].reshape(n * S, gp, NR)
+            r0, r1 = t0 * S * NR, (t0 + n) * S * NR
+            blocked_product(blocks, xr[r0:r1], dw_x)
+            blocked_product(blocks, hr[r0:r1], dw_h)
+    for s in range(S):
+        for j in range(min(NR, B - s * NR)):
+            for k in range(H):
+                dh0[s * NR + j, k] = back[s, k, j]
+                dc0[s * NR + j, k] = dc[s, k, j]
+    for m in range(G):
+        total = db[m]
+        for j in range(NR):
+            total += dbs[m * NR + j]
+        db[m] = total
 
 
 @kernel
@@ -235,19 +357,6 @@ def check_backward(name, gates_per_step, x, h0, w_ih, w_hh, grad, out, c0=None, 
     return dims
 
 
-def lstm_param_grads(dxw, x, h0, hs, w_ih, need_input=True):
-    """(dx, dW_ih, dW_hh) from the gates' gradient dxw (T, B, 4H): dx = dxw @ W_ih (None
-    unless ``need_input``: a first layer on data skips that matmul, a seventh of the step),
-    and both weight gradients as one matmul, dgates.T @ [x | h_{t-1}] over all T * B rows."""
-    t, b, g = dxw.shape
-    i = x.shape[2]
-    flat = dxw.reshape(t * b, g)
-    rows = np.concatenate([x, previous_h(h0, hs)], axis=2).reshape(t * b, i + h0.shape[1])
-    both = flat.T @ rows
-    dx = (flat @ w_ih).reshape(x.shape) if need_input else None
-    return dx, both[:, :i], both[:, i:]
-
-
 def gru_param_grads(dxw, dgh, x, h0, hs, w_ih, need_input=True):
     """(dx, dW_ih, dW_hh) from the gradients of the input projection dxw and of the recurrent
     projection dgh (T, B, 3H); dx is None unless ``need_input``."""
@@ -259,32 +368,85 @@ def gru_param_grads(dxw, dgh, x, h0, hs, w_ih, need_input=True):
     return dx, dw_ih, dw_hh
 
 
+def _packed(w):
+    """w (M, K) as the microkernel's MR-row slivers. A transposed view is packed as it is,
+    with no copy first: the packing then reads MR contiguous elements at a time."""
+    out = np.empty(packed_shape(w.shape[0], w.shape[1], w.dtype), w.dtype)
+    pack_slivers(w, out)
+    return out
+
+
+def _slivers(dtype, b):
+    """(S, NR): the number of NR-column slivers that hold a batch of b."""
+    nr = _tile(dtype)[1]
+    return (b + nr - 1) // nr, nr
+
+
 def lstm_forward(x, h0, c0, w_ih, w_hh, bias=None):
-    """LSTM layer over T steps. Returns hc (2, T, B, H) (every h, every c), and gates
-    (T, B, 4H) and tanh_c (T, B, H) saved for the backward. ``bias`` is b_ih + b_hh."""
+    """LSTM layer over T steps. Returns hc (2, T, B, H) (every h, every c), and gates and
+    cells, saved for the backward in this module's sliver layout (see above). ``bias`` is
+    b_ih + b_hh."""
     dtype, t, b, h = check_layer("lstm_forward", 4, x, h0, w_ih, w_hh, c0=c0, biases=(bias,))
+    s, nr = _slivers(dtype, b)
     hc = np.empty((2, t, b, h), dtype)
-    gates = np.empty((t, b, 4 * h), dtype)
-    tanh_c = np.empty((t, b, h), dtype)
-    if gates.size:
-        w_hh_t = np.ascontiguousarray(w_hh.T)
-        bias = or_zeros(bias, 4 * h, dtype)
-        _lstm_forward(input_projection(x, w_ih), h0, c0, w_hh_t, bias, hc, gates, tanh_c)
-    return hc, gates, tanh_c
+    gates = np.empty((t, s, 4 * h, nr), dtype)
+    cells = np.empty((t, s, 2, h, nr), dtype)
+    if hc.size:
+        column = or_zeros(bias, 4 * h, dtype)[:, None]
+        _lstm_forward(x, h0, c0, _packed(np.hstack([w_ih, w_hh, column])), hc, gates, cells)
+    return hc, gates, cells
 
 
-def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c, dhc, need_input=True):
+def _by_sliver(rows, s, nr):
+    """rows (T, B, N) as the weight gradients' B operand: (T * S * NR, Np), each step's batch
+    padded to S * NR rows and N to a whole number of NR columns, zeros in the padding (the
+    array itself when nothing needs padding)."""
+    t, b, n = rows.shape
+    n_pad = (n + nr - 1) // nr * nr
+    if b == s * nr and n == n_pad:
+        return rows.reshape(t * b, n)
+    out = np.zeros((t, s * nr, n_pad), rows.dtype)
+    out[:, :b, :n] = rows
+    return out.reshape(t * s * nr, n_pad)
+
+
+def _from_slivers(c, m, n):
+    """The (m, n) matrix held by sliver in c (SB, M, NR) (blocked_product's layout)."""
+    sb, rows, nr = c.shape
+    return np.ascontiguousarray(c.transpose(1, 0, 2).reshape(rows, sb * nr)[:m, :n])
+
+
+def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, cells, dhc, need_input=True):
     """Gradients (dx, dh0, dc0, dw_ih, dw_hh, dbias) from dhc (2, T, B, H), the gradient of
-    lstm_forward's hc output."""
+    lstm_forward's hc output; dx is None unless ``need_input`` (a first layer on data skips
+    it, a seventh of the work)."""
     dtype, t, b, h = check_backward(
-        "lstm_backward", 4, x, h0, w_ih, w_hh, dhc, hc, c0=c0, gates=gates, tanh_c=tanh_c
+        "lstm_backward", 4, x, h0, w_ih, w_hh, dhc, hc, c0=c0, gates=gates, cells=cells
     )
-    dxw = np.empty((t, b, 4 * h), dtype)
-    dh, dc, db = np.zeros_like(h0), np.zeros_like(c0), np.zeros(4 * h, dtype)
-    if gates.size:
-        _lstm_backward(c0, w_hh, hc, gates, tanh_c, dhc, dxw, dh, dc, db, dtype.type(1))
-    dx, dw_ih, dw_hh = lstm_param_grads(dxw, x, h0, hc[0], w_ih, need_input)
-    return dx, dh, dc, dw_ih, dw_hh, db
+    s, nr = _slivers(dtype, b)
+    for name, arr, shape in (
+        ("gates", gates, (t, s, 4 * h, nr)),
+        ("cells", cells, (t, s, 2, h, nr)),
+    ):
+        if arr.shape != shape:
+            raise ValueError(
+                f"lstm_backward: saved {name} of shape {arr.shape} should be {shape}, "
+                "as this module's lstm_forward returns it"
+            )
+    i = x.shape[2]
+    g, mr = 4 * h, _tile(dtype)[0]
+    gp = (g + mr - 1) // mr * mr
+    dx = np.empty((t, b, i if need_input else 0), dtype)
+    dh, dc, db = np.zeros_like(h0), np.zeros_like(c0), np.zeros(g, dtype)
+    dw_x = np.zeros(((i + nr - 1) // nr, gp, nr), dtype)
+    dw_h = np.zeros(((h + nr - 1) // nr, gp, nr), dtype)
+    if hc.size:
+        w = np.hstack([w_hh, w_ih]) if need_input else w_hh
+        xr = _by_sliver(x, s, nr)
+        hr = _by_sliver(previous_h(h0, hc[0]), s, nr)
+        _lstm_backward(c0, dhc, gates, cells, _packed(w.T), xr, hr, dx, dh, dc, dw_x, dw_h, db)
+    dw_ih, dw_hh = _from_slivers(dw_x, g, i), _from_slivers(dw_h, g, h)
+    return (dx if need_input else None), dh, dc, dw_ih, dw_hh, db
 
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None):
