@@ -938,10 +938,11 @@ def micro_float64(ap, pa, bp, pb, kc, out, zero):
 
 
 @slp_kernel
-def micro_strided_float32(ap, pa, lda, run, jump, bp, pb, ldb, blocks, out):
+def micro_strided_float32(ap, pa, lda, run, jump, bp, pb, ldb, jump_b, blocks, out):
     """out[:192] += the 12 x 16 tile of A @ B, both operands read in place:
     A's 12 rows lda apart, k contiguous for ``run`` steps, then ``jump`` on to the
-    next block; B's rows ldb apart, 16 contiguous columns; blocks * run steps in all.
+    next block; B's rows ldb apart, 16 contiguous columns, ``jump_b`` on after each
+    block; blocks * run steps in all.
     Indices are uint64, as in the packed microkernels."""
     c0_0 = out[np.uint64(0)]
     c0_1 = out[np.uint64(1)]
@@ -1371,6 +1372,7 @@ def micro_strided_float32(ap, pa, lda, run, jump, bp, pb, ldb, blocks, out):
             pa += np.uint64(1)
             pb += ldb
         pa += jump
+        pb += jump_b
     out[np.uint64(0)] = c0_0
     out[np.uint64(1)] = c0_1
     out[np.uint64(2)] = c0_2
@@ -1566,10 +1568,11 @@ def micro_strided_float32(ap, pa, lda, run, jump, bp, pb, ldb, blocks, out):
 
 
 @slp_kernel
-def micro_strided_float64(ap, pa, lda, run, jump, bp, pb, ldb, blocks, out):
+def micro_strided_float64(ap, pa, lda, run, jump, bp, pb, ldb, jump_b, blocks, out):
     """out[:96] += the 12 x 8 tile of A @ B, both operands read in place:
     A's 12 rows lda apart, k contiguous for ``run`` steps, then ``jump`` on to the
-    next block; B's rows ldb apart, 8 contiguous columns; blocks * run steps in all.
+    next block; B's rows ldb apart, 8 contiguous columns, ``jump_b`` on after each
+    block; blocks * run steps in all.
     Indices are uint64, as in the packed microkernels."""
     c0_0 = out[np.uint64(0)]
     c0_1 = out[np.uint64(1)]
@@ -1799,6 +1802,7 @@ def micro_strided_float64(ap, pa, lda, run, jump, bp, pb, ldb, blocks, out):
             pa += np.uint64(1)
             pb += ldb
         pa += jump
+        pb += jump_b
     out[np.uint64(0)] = c0_0
     out[np.uint64(1)] = c0_1
     out[np.uint64(2)] = c0_2

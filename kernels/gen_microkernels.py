@@ -48,10 +48,11 @@ def _source(name: str, mr: int, nr: int) -> str:
 def _strided_source(name: str, mr: int, nr: int) -> str:
     tile = [[f"c{i}_{j}" for j in range(nr)] for i in range(mr)]
     lines = [
-        f"def {name}(ap, pa, lda, run, jump, bp, pb, ldb, blocks, out):",
+        f"def {name}(ap, pa, lda, run, jump, bp, pb, ldb, jump_b, blocks, out):",
         f'    """out[:{mr * nr}] += the {mr} x {nr} tile of A @ B, both operands read in place:',
         f"    A's {mr} rows lda apart, k contiguous for ``run`` steps, then ``jump`` on to the",
-        f"    next block; B's rows ldb apart, {nr} contiguous columns; blocks * run steps in all.",
+        f"    next block; B's rows ldb apart, {nr} contiguous columns, ``jump_b`` on after each",
+        "    block; blocks * run steps in all.",
         '    Indices are uint64, as in the packed microkernels."""',
     ]
     lines += [
@@ -69,6 +70,7 @@ def _strided_source(name: str, mr: int, nr: int) -> str:
     lines.append("            pa += np.uint64(1)")
     lines.append("            pb += ldb")
     lines.append("        pa += jump")
+    lines.append("        pb += jump_b")
     for i, row in enumerate(tile):
         lines += [f"    out[np.uint64({i * nr + j})] = {c}" for j, c in enumerate(row)]
     return "\n".join(lines) + "\n"

@@ -63,18 +63,18 @@ def _micro_overload(ap, pa, bp, pb, kc, out, zero):
     return lambda ap, pa, bp, pb, kc, out, zero: chosen(ap, pa, bp, pb, kc, out, zero)
 
 
-def _micro_strided(ap, pa, lda, run, jump, bp, pb, ldb, blocks, out):
+def _micro_strided(ap, pa, lda, run, jump, bp, pb, ldb, jump_b, blocks, out):
     """The in-place microkernel for the operands' dtype (chosen at compile time)."""
     fn = micro_strided_float32 if ap.dtype == np.float32 else micro_strided_float64
-    fn(ap, pa, lda, run, jump, bp, pb, ldb, blocks, out)
+    fn(ap, pa, lda, run, jump, bp, pb, ldb, jump_b, blocks, out)
 
 
 @inlined_overload(_micro_strided)
-def _micro_strided_overload(ap, pa, lda, run, jump, bp, pb, ldb, blocks, out):
+def _micro_strided_overload(ap, pa, lda, run, jump, bp, pb, ldb, jump_b, blocks, out):
     chosen = micro_strided_float32 if ap.dtype.name == "float32" else micro_strided_float64
 
-    def impl(ap, pa, lda, run, jump, bp, pb, ldb, blocks, out):
-        chosen(ap, pa, lda, run, jump, bp, pb, ldb, blocks, out)
+    def impl(ap, pa, lda, run, jump, bp, pb, ldb, jump_b, blocks, out):
+        chosen(ap, pa, lda, run, jump, bp, pb, ldb, jump_b, blocks, out)
 
     return impl
 
@@ -196,11 +196,12 @@ def sliver_product(a, b, c):
 
 
 @kernel
-def blocked_product(a, b, c):
+def blocked_product(a, b, stride, c):
     """c += A @ B with both operands read in place, no packing. a (Q, M, L): A (M, Q * L) kept
-    in Q blocks, A[m, q*L + l] = a[q, m, l], M a whole number of MR rows; b (Q * L, N)
-    C-contiguous, N a whole number of NR columns; c (N / NR, M, NR) by NR-column sliver,
-    c[s, i, j] = C[i, s*NR + j].
+    in Q blocks, A[m, q*L + l] = a[q, m, l], M a whole number of MR rows; b (rows, N)
+    C-contiguous, N a whole number of NR columns, block q of A meeting its rows
+    q * stride .. q * stride + L (stride = L: all rows in turn); c (N / NR, M, NR) by
+    NR-column sliver, c[s, i, j] = C[i, s*NR + j].
 
     The LSTM's weight gradient (kernels/rnn.py): its gate gradients are kept by batch sliver
     (the layout the step's own product reads), dW += dgates @ [x | h] over a few steps at a
@@ -224,6 +225,7 @@ def blocked_product(a, b, c):
                 bp,
                 np.uint64(s * NR),
                 np.uint64(N),
+                np.uint64((stride - L) * N),
                 Q,
                 cp[o : o + MR * NR],
             )

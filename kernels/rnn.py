@@ -32,6 +32,7 @@ T=64, B=32, H=128, and 0.9 ms after); in float64 NumPy's exact tanh.
 from __future__ import annotations
 
 import numpy as np
+from numba import prange
 
 from kernels import _validate
 from kernels._config import kernel
@@ -60,33 +61,43 @@ from kernels.matmul import (
 # step) and the step's operand and result already in the layout the microkernel reads and
 # writes (kernels/matmul.py, sliver_product):
 #
-#   forward:  pre (S, 4H, NR) = [W_ih | W_hh | bias] @ [x_t; h_{t-1}; 1]
+#   forward:  gates (S, 4H, NR) = [W_ih | W_hh | bias] @ [x_t; h_{t-1}; 1], then activated
 #   backward: [dh_{t-1}; dx_t] (S, H + I, NR) = [W_hh | W_ih].T @ dgates_t (S, 4H, NR)
 #
 # so the input projection and the bias ride in the step's product (no (T, B, 4H) array of
 # them to write and read back), and each gate of a sliver is one contiguous run of H * NR
 # elements: the gate loops run over 2048 elements instead of 128 (loop set-up and alias
 # checks weighed as much as the arithmetic). The weight gradients, dW = dgates @ [x | h_{t-1}]
-# over all steps, are taken every few steps inside the backward (blocked_product), reading the
-# gate gradients where they are and x, h as the layer has them. Only h, c, dh, dc and dx cross
-# between this layout and PyTorch's (T, B, H), transposed as they are read or written.
+# over all steps, are taken every CHUNK steps inside the backward (blocked_product), reading
+# the gate gradients where they are and x, h as the layer has them. Only h, c, dh, dc and dx
+# cross between this layout and PyTorch's (T, B, H), transposed as they are read or written.
 #
-# Measured at T=64, B=32, H=128, I=128, float32, one thread: forward 7.6 -> 6.2 ms (BLAS took
-# 6.3 ms of it for the products, the sliver products take 5.1), backward 14.0 -> 11.9 ms (the
+# The slivers never meet (the batch elements of a recurrence are independent), so each runs
+# the whole sequence on its own, one sliver per thread: one fork and join per call, where a
+# parallel product per step would wake the threads 64 times. Each sliver adds its own share
+# of the weight gradients, and the shares are summed at the end.
+#
+# Measured at T=64, B=32, H=128, I=128, float32, one thread: forward 7.6 -> 6.0 ms (BLAS took
+# 6.3 ms of it for the products, the sliver products take 5.1), backward 14.0 -> 11.8 ms (the
 # weight gradients: BLAS 5.6 ms plus 0.8 ms to lay out, concatenate and sum their operands,
-# against 5.0 ms in blocked_product). python -m benchmarks.layers has the layer figures.
+# against 5.0-5.3 ms in blocked_product). At two threads the layer's forward and backward
+# take 10 ms, against 13 ms with BLAS's own threads. What is left beyond the products: the
+# transposes (1 ms in all) and the gate loops (0.8 ms). python -m benchmarks.layers has the
+# layer figures.
 
 
-# The backward takes the weight gradients every CHUNK batch rows' worth of steps (8 steps of a
-# batch of 32): their gate gradients, 516 x 256 float32, stay in L2 until then.
-CHUNK = 256
+# The backward takes the weight gradients every CHUNK steps: a sliver's gate gradients of
+# those steps, 516 x 16 x 16 float32 at H = 128, stay in L2 until then.
+CHUNK = 16
 
 
-@kernel
+@kernel(parallel=True)
 def _lstm_forward(x, h0, c0, wpack, hc, gates, cells):
     # x (T, B, I), h0 c0 (B, H), wpack = [W_ih | W_hh | bias] (4H, I + H + 1) as slivers.
-    # Out: hc (2, T, B, H) = h and c of each step; by batch sliver, gates (T, S, 4H, NR) after
-    # their activations and cells (T, S, 2, H, NR) = c and tanh(c), saved for the backward.
+    # Out: hc (2, T, B, H) = h and c of each step; by batch sliver, gates (T, S, 4H', NR) after
+    # their activations (4H' = 4H rounded up to MR: the product writes them there, and they
+    # are activated in place) and cells (T, S, H, NR) = c, saved for the backward.
+    # The batch slivers never meet: each runs the whole sequence on its own, one per thread.
     MR, NR = _tile_of(x)
     T, B, I = x.shape
     H = h0.shape[1]
@@ -94,50 +105,43 @@ def _lstm_forward(x, h0, c0, wpack, hc, gates, cells):
     K = I + H + 1
     HN = H * NR
     one = cast_like(1.0, x)
-    operand = np.zeros((S, K, NR), x.dtype)  # this step's [x_t; h_{t-1}; 1]
-    pre = np.empty((S, wpack.shape[0] * MR, NR), x.dtype)
-    c_init = np.zeros((S, H, NR), x.dtype)
-    for s in range(S):
-        for j in range(min(NR, B - s * NR)):
+    for s in prange(S):
+        nr = min(NR, B - s * NR)
+        operand = np.zeros((1, K, NR), x.dtype)  # this step's [x_t; h_{t-1}; 1]
+        c_init = np.zeros((H, NR), x.dtype)
+        for j in range(nr):
             for k in range(H):
-                operand[s, I + k, j] = h0[s * NR + j, k]
-                c_init[s, k, j] = c0[s * NR + j, k]
+                operand[0, I + k, j] = h0[s * NR + j, k]
+                c_init[k, j] = c0[s * NR + j, k]
         for j in range(NR):
-            operand[s, I + H, j] = one
-    for t in range(T):
-        for s in range(S):  # x_t into the operand, transposed
-            nr = min(NR, B - s * NR)
-            for k in range(I):
-                dst = operand[s, k]
+            operand[0, I + H, j] = one
+        h_out = operand[0].reshape(K * NR)[I * NR : (I + H) * NR]  # the next step's h rows
+        for t in range(T):
+            for k in range(I):  # x_t into the operand, transposed
+                dst = operand[0, k]
                 for j in range(nr):
                     dst[j] = x[t, s * NR + j, k]
-        sliver_product(wpack, operand, pre)
-        for s in range(S):
-            p = pre[s].reshape(pre.shape[1] * NR)
-            gr = gates[t, s].reshape(4 * HN)
-            i, f, g, o = gr[:HN], gr[HN : 2 * HN], gr[2 * HN : 3 * HN], gr[3 * HN :]
-            pi, pf, pg, po = p[:HN], p[HN : 2 * HN], p[2 * HN : 3 * HN], p[3 * HN : 4 * HN]
+            sliver_product(wpack, operand, gates[t, s : s + 1])
+            gr = gates[t, s].reshape(gates.shape[2] * NR)
+            i, f, g, o = gr[:HN], gr[HN : 2 * HN], gr[2 * HN : 3 * HN], gr[3 * HN : 4 * HN]
             for q in range(HN):
-                i[q] = sigmoid_fast(pi[q])
+                i[q] = sigmoid_fast(i[q])
             for q in range(HN):
-                f[q] = sigmoid_fast(pf[q])
+                f[q] = sigmoid_fast(f[q])
             for q in range(HN):
-                g[q] = tanh_fast(pg[q])
+                g[q] = tanh_fast(g[q])
             for q in range(HN):
-                o[q] = sigmoid_fast(po[q])
+                o[q] = sigmoid_fast(o[q])
             if t == 0:
-                cp = c_init[s].reshape(HN)
+                cp = c_init.reshape(HN)
             else:
-                cp = cells[t - 1, s, 0].reshape(HN)
-            c_out, tc_out = cells[t, s, 0].reshape(HN), cells[t, s, 1].reshape(HN)
-            h_out = operand[s].reshape(K * NR)[I * NR : (I + H) * NR]  # next step's h rows
+                cp = cells[t - 1, s].reshape(HN)
+            c_out = cells[t, s].reshape(HN)
             for q in range(HN):
                 c_out[q] = f[q] * cp[q] + i[q] * g[q]
             for q in range(HN):
-                tc = tanh_fast(c_out[q])
-                tc_out[q] = tc
-                h_out[q] = o[q] * tc
-            for j in range(min(NR, B - s * NR)):  # h and c out, transposed
+                h_out[q] = o[q] * tanh_fast(c_out[q])
+            for j in range(nr):  # h and c out, transposed
                 hrow, crow = hc[0, t, s * NR + j], hc[1, t, s * NR + j]
                 for k in range(H):
                     hrow[k] = h_out[k * NR + j]
@@ -145,58 +149,70 @@ def _lstm_forward(x, h0, c0, wpack, hc, gates, cells):
                     crow[k] = c_out[k * NR + j]
 
 
-@kernel
-def _lstm_backward(c0, dhc, gates, cells, wpack_t, xr, hr, dx, dh0, dc0, dw_x, dw_h, db):
+@kernel(parallel=True)
+def _lstm_backward(dhc, c0, gates, cells, wpack_t, xr, h0r, hr, dx, dh0, dc0, dw_x, dw_h, db):
     # dhc (2, T, B, H): gradients reaching each step's h and c from outside the recurrence.
     # wpack_t = [W_hh | W_ih].T (H + I, 4H) as slivers, or W_hh.T alone when dx has I = 0.
-    # xr, hr (T * S * NR, Ip), (T * S * NR, Hp): x_t and h_{t-1} by step and batch sliver,
-    # padded (the weight gradients' B operand). Out: dx (T, B, I); dh0, dc0 (B, H); and,
-    # zero on entry: dw_x, dw_h by sliver (blocked_product's c), db (4H,).
+    # xr (T * S * NR, Ip), h0r (S * NR, Hp), hr (T * S * NR, Hp): x, h0 and h of every step,
+    # by step and batch sliver, padded (the weight gradients' B operand, _by_sliver).
+    # Out: dx (T, B, I); dh0, dc0 (B, H); and, zero on entry, each sliver's share of the
+    # weight gradients: dw_x (S, Ip / NR, 4H', NR), dw_h (S, Hp / NR, 4H', NR) by sliver
+    # (blocked_product's c; 4H' = 4H rounded up to MR), db (S, 4H). The slivers run on their
+    # own, one per thread.
     MR, NR = _tile_of(gates)
-    T, S, G, _ = gates.shape
-    H = G // 4
+    T, S, _, _ = gates.shape
+    H = dhc.shape[3]
+    G = 4 * H
     B = dhc.shape[2]
     I = dx.shape[2]
     HN = H * NR
     one = cast_like(1.0, gates)
-    steps = max(1, CHUNK // (S * NR))  # the weight gradients are taken this many steps at once
-    gp = (G + MR - 1) // MR * MR
-    ring = np.zeros((steps, S, gp, NR), gates.dtype)  # the gate gradients of those steps
-    back = np.zeros((S, wpack_t.shape[0] * MR, NR), gates.dtype)  # [dh_{t-1}; dx_t]
-    dc = np.zeros((S, H, NR), gates.dtype)
-    c_init = np.zeros((S, H, NR), gates.dtype)
-    dbs = np.zeros(G * NR, gates.dtype)
-    dht = np.empty(HN, gates.dtype)
-    dct = np.empty(HN, gates.dtype)
-    for s in range(S):
-        for j in range(min(NR, B - s * NR)):
+    gp = dw_x.shape[2]
+    for s in prange(S):
+        nr = min(NR, B - s * NR)
+        ring = np.zeros((CHUNK, gp, NR), gates.dtype)  # the gate gradients of CHUNK steps
+        back = np.zeros((1, wpack_t.shape[0] * MR, NR), gates.dtype)  # [dh_{t-1}; dx_t]
+        dc = np.zeros(HN, gates.dtype)
+        c_init = np.zeros((H, NR), gates.dtype)
+        dbs = np.zeros(G * NR, gates.dtype)
+        dht = np.empty(HN, gates.dtype)
+        dct = np.empty(HN, gates.dtype)
+        tc = np.empty(HN, gates.dtype)
+        for j in range(nr):
             for k in range(H):
-                c_init[s, k, j] = c0[s * NR + j, k]
-    for t in range(T - 1, -1, -1):
-        t0 = t // steps * steps
-        slot = ring[t - t0]
-        for s in range(S):
-            nr = min(NR, B - s * NR)
-            dh_next = back[s].reshape(back.shape[1] * NR)[:HN]
-            dc_next = dc[s].reshape(HN)
+                c_init[k, j] = c0[s * NR + j, k]
+        dh_next = back[0].reshape(back.shape[1] * NR)[:HN]
+        for t in range(T - 1, -1, -1):
+            t0 = t // CHUNK * CHUNK
+            slot = ring[t - t0 : t - t0 + 1]
             for q in range(HN):
                 dht[q] = dh_next[q]
             for q in range(HN):
-                dct[q] = dc_next[q]
+                dct[q] = dc[q]
             for k in range(H):  # the gradients from outside, transposed in
                 for j in range(nr):
                     dht[k * NR + j] += dhc[0, t, s * NR + j, k]
-                for j in range(nr):
-                    dct[k * NR + j] += dhc[1, t, s * NR + j, k]
-            gr = gates[t, s].reshape(4 * HN)
-            i, f, g, o = gr[:HN], gr[HN : 2 * HN], gr[2 * HN : 3 * HN], gr[3 * HN :]
-            dr = slot[s].reshape(gp * NR)
+            # c's gradient from outside is zero at every step but the last, in a layer whose
+            # last c is all that is used: a quick look saves the transposed reads (0.2 ms)
+            outside = dhc[1, t, s * NR : s * NR + nr].reshape(nr * H)
+            nonzero = False
+            for q in range(nr * H):
+                nonzero |= outside[q] != 0
+            if nonzero:
+                for k in range(H):
+                    for j in range(nr):
+                        dct[k * NR + j] += dhc[1, t, s * NR + j, k]
+            gr = gates[t, s].reshape(gates.shape[2] * NR)
+            i, f, g, o = gr[:HN], gr[HN : 2 * HN], gr[2 * HN : 3 * HN], gr[3 * HN : 4 * HN]
+            dr = slot[0].reshape(gp * NR)
             di, df, dgg, do = dr[:HN], dr[HN : 2 * HN], dr[2 * HN : 3 * HN], dr[3 * HN : 4 * HN]
-            tc = cells[t, s, 1].reshape(HN)
+            c = cells[t, s].reshape(HN)
+            for q in range(HN):  # tanh(c) again: cheaper than storing it and reading it back
+                tc[q] = tanh_fast(c[q])
             if t == 0:
-                cp = c_init[s].reshape(HN)
+                cp = c_init.reshape(HN)
             else:
-                cp = cells[t - 1, s, 0].reshape(HN)
+                cp = cells[t - 1, s].reshape(HN)
             for q in range(HN):
                 dct[q] += dht[q] * o[q] * (one - tc[q] * tc[q])
             for q in range(HN):
@@ -208,31 +224,32 @@ def _lstm_backward(c0, dhc, gates, cells, wpack_t, xr, hr, dx, dh0, dc0, dw_x, d
             for q in range(HN):
                 do[q] = dht[q] * tc[q] * o[q] * (one - o[q])
             for q in range(HN):
-                dc_next[q] = dct[q] * f[q]
+                dc[q] = dct[q] * f[q]
             for q in range(4 * HN):
                 dbs[q] += dr[q]
-        sliver_product(wpack_t, slot, back)
-        for s in range(S):  # dx_t out, transposed
-            for j in range(min(NR, B - s * NR)):
+            sliver_product(wpack_t, slot, back)
+            for j in range(nr):  # dx_t out, transposed
                 row = dx[t, s * NR + j]
                 for k in range(I):
-                    row[k] = back[s, H + k, j]
-        if t == t0:  # the chunk's weight gradients, dW += dgates @ [x | h_{t-1}]
-            n = min(steps, T - t0)
-            blocks = ring[:n].reshape(n * S, gp, NR)
-            r0, r1 = t0 * S * NR, (t0 + n) * S * NR
-            blocked_product(blocks, xr[r0:r1], dw_x)
-            blocked_product(blocks, hr[r0:r1], dw_h)
-    for s in range(S):
-        for j in range(min(NR, B - s * NR)):
+                    row[k] = back[0, H + k, j]
+            if t == t0:  # the chunk's weight gradients, dW += dgates @ [x | h_{t-1}]
+                n = min(CHUNK, T - t0)
+                at, stride = (t0 * S + s) * NR, S * NR
+                blocked_product(ring[:n], xr[at:], stride, dw_x[s])
+                if t0 == 0:  # h_{t-1} is h0 for step 0, then the layer's outputs
+                    blocked_product(ring[:1], h0r[s * NR :], stride, dw_h[s])
+                    blocked_product(ring[1:n], hr[s * NR :], stride, dw_h[s])
+                else:
+                    blocked_product(ring[:n], hr[at - stride :], stride, dw_h[s])
+        for j in range(nr):
             for k in range(H):
-                dh0[s * NR + j, k] = back[s, k, j]
-                dc0[s * NR + j, k] = dc[s, k, j]
-    for m in range(G):
-        total = db[m]
-        for j in range(NR):
-            total += dbs[m * NR + j]
-        db[m] = total
+                dh0[s * NR + j, k] = back[0, k, j]
+                dc0[s * NR + j, k] = dc[k * NR + j]
+        for m in range(G):
+            total = db[s, m]
+            for j in range(NR):
+                total += dbs[m * NR + j]
+            db[s, m] = total
 
 
 @kernel
@@ -376,6 +393,12 @@ def _packed(w):
     return out
 
 
+def _rounded(rows, dtype):
+    """rows rounded up to a whole number of the microkernel's MR."""
+    mr = _tile(dtype)[0]
+    return (rows + mr - 1) // mr * mr
+
+
 def _slivers(dtype, b):
     """(S, NR): the number of NR-column slivers that hold a batch of b."""
     nr = _tile(dtype)[1]
@@ -389,8 +412,8 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, bias=None):
     dtype, t, b, h = check_layer("lstm_forward", 4, x, h0, w_ih, w_hh, c0=c0, biases=(bias,))
     s, nr = _slivers(dtype, b)
     hc = np.empty((2, t, b, h), dtype)
-    gates = np.empty((t, s, 4 * h, nr), dtype)
-    cells = np.empty((t, s, 2, h, nr), dtype)
+    gates = np.empty((t, s, _rounded(4 * h, dtype), nr), dtype)
+    cells = np.empty((t, s, h, nr), dtype)
     if hc.size:
         column = or_zeros(bias, 4 * h, dtype)[:, None]
         _lstm_forward(x, h0, c0, _packed(np.hstack([w_ih, w_hh, column])), hc, gates, cells)
@@ -425,28 +448,28 @@ def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, cells, dhc, need_input=True)
     )
     s, nr = _slivers(dtype, b)
     for name, arr, shape in (
-        ("gates", gates, (t, s, 4 * h, nr)),
-        ("cells", cells, (t, s, 2, h, nr)),
+        ("gates", gates, (t, s, _rounded(4 * h, dtype), nr)),
+        ("cells", cells, (t, s, h, nr)),
     ):
         if arr.shape != shape:
             raise ValueError(
                 f"lstm_backward: saved {name} of shape {arr.shape} should be {shape}, "
                 "as this module's lstm_forward returns it"
             )
-    i = x.shape[2]
-    g, mr = 4 * h, _tile(dtype)[0]
-    gp = (g + mr - 1) // mr * mr
+    i, g = x.shape[2], 4 * h
+    gp = _rounded(g, dtype)
     dx = np.empty((t, b, i if need_input else 0), dtype)
-    dh, dc, db = np.zeros_like(h0), np.zeros_like(c0), np.zeros(g, dtype)
-    dw_x = np.zeros(((i + nr - 1) // nr, gp, nr), dtype)
-    dw_h = np.zeros(((h + nr - 1) // nr, gp, nr), dtype)
+    dh, dc = np.zeros_like(h0), np.zeros_like(c0)
+    dw_x = np.zeros((s, (i + nr - 1) // nr, gp, nr), dtype)
+    dw_h = np.zeros((s, (h + nr - 1) // nr, gp, nr), dtype)
+    db = np.zeros((s, g), dtype)
     if hc.size:
         w = np.hstack([w_hh, w_ih]) if need_input else w_hh
-        xr = _by_sliver(x, s, nr)
-        hr = _by_sliver(previous_h(h0, hc[0]), s, nr)
-        _lstm_backward(c0, dhc, gates, cells, _packed(w.T), xr, hr, dx, dh, dc, dw_x, dw_h, db)
-    dw_ih, dw_hh = _from_slivers(dw_x, g, i), _from_slivers(dw_h, g, h)
-    return (dx if need_input else None), dh, dc, dw_ih, dw_hh, db
+        xr, h0r, hr = _by_sliver(x, s, nr), _by_sliver(h0[None], s, nr), _by_sliver(hc[0], s, nr)
+        _lstm_backward(dhc, c0, gates, cells, _packed(w.T), xr, h0r, hr, dx, dh, dc, dw_x, dw_h, db)
+    # each sliver's share, added up
+    dw_ih, dw_hh = _from_slivers(dw_x.sum(axis=0), g, i), _from_slivers(dw_h.sum(axis=0), g, h)
+    return (dx if need_input else None), dh, dc, dw_ih, dw_hh, db.sum(axis=0)
 
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None):
