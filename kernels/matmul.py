@@ -196,37 +196,38 @@ def sliver_product(a, b, c):
 
 
 @kernel
-def blocked_product(a, b, stride, c):
-    """c += A @ B with both operands read in place, no packing. a (Q, M, L): A (M, Q * L) kept
-    in Q blocks, A[m, q*L + l] = a[q, m, l], M a whole number of MR rows; b (rows, N)
-    C-contiguous, N a whole number of NR columns, block q of A meeting its rows
-    q * stride .. q * stride + L (stride = L: all rows in turn); c (N / NR, M, NR) by
-    NR-column sliver, c[s, i, j] = C[i, s*NR + j].
+def blocked_product(a, p, q0, q1, b, stride, c):
+    """c += A @ B with both operands read in place, no packing. A (M, (q1 - q0) * L) is kept
+    in blocks: a (Q, P, M, L), A[m, (q - q0)*L + l] = a[q, p, m, l] for q0 <= q < q1, M a
+    whole number of MR rows; b (rows, N) C-contiguous, N a whole number of NR columns, block
+    q meeting its rows (q - q0) * stride .. + L; c (N / NR, M, NR) by NR-column sliver,
+    c[s, i, j] = C[i, s*NR + j].
 
-    The LSTM's weight gradient (kernels/rnn.py): its gate gradients are kept by batch sliver
-    (the layout the step's own product reads), dW += dgates @ [x | h] over a few steps at a
-    time. The microkernel reads A's rows a sliver's width at a time and jumps to the next
-    block; each tile stays in registers over all Q * L steps of the shared dimension."""
+    The LSTM's weight gradient (kernels/rnn.py): its gate gradients are kept by step and batch
+    sliver (a[t, sliver], the layout each step's own product reads), dW += dgates @ [x | h]
+    over a few steps at a time. The microkernel reads A's rows a sliver's width at a time and
+    jumps to the next block; each tile stays in registers over all the steps it adds up."""
     MR, NR = _tile_of(c)
-    Q, M, L = a.shape
+    _, P, M, L = a.shape
     N = b.shape[1]
     ap = a.reshape(a.size)
     bp = b.reshape(b.size)
     cp = c.reshape(c.size)
-    for s in range(N // NR):  # one sliver of B, Q * L rows of NR, stays in L1 ...
+    first = (q0 * P + p) * M * L
+    for s in range(N // NR):  # one sliver of B, (q1 - q0) * L rows of NR, stays in L1 ...
         for sa in range(M // MR):  # ... while A's rows stream past it
             o = (s * M + sa * MR) * NR
             _micro_strided(
                 ap,
-                np.uint64(sa * MR * L),
+                np.uint64(first + sa * MR * L),
                 np.uint64(L),
                 L,
-                np.uint64((M - 1) * L),
+                np.uint64((P * M - 1) * L),
                 bp,
                 np.uint64(s * NR),
                 np.uint64(N),
                 np.uint64((stride - L) * N),
-                Q,
+                q1 - q0,
                 cp[o : o + MR * NR],
             )
 

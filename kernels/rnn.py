@@ -31,6 +31,7 @@ T=64, B=32, H=128, and 0.9 ms after); in float64 NumPy's exact tanh.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -72,10 +73,11 @@ from kernels.matmul import (
 # the gate gradients where they are and x, h as the layer has them. Only h, c, dh, dc and dx
 # cross between this layout and PyTorch's (T, B, H), transposed as they are read or written.
 #
-# The slivers never meet (the batch elements of a recurrence are independent), so each runs
-# the whole sequence on its own, one sliver per thread: one fork and join per call, where a
-# parallel product per step would wake the threads 64 times. Each sliver adds its own share
-# of the weight gradients, and the shares are summed at the end.
+# The slivers never meet (the batch elements of a recurrence are independent), so they are
+# shared out in groups, one per thread, each running the whole sequence on its own: one fork
+# and join per call, where a parallel product per step would wake the threads 64 times. Each
+# group adds its own share of the weight gradients, and the shares are summed at the end. At
+# one thread the single group steps all slivers together, one product per step.
 #
 # Measured at T=64, B=32, H=128, I=128, float32, one thread: forward 7.6 -> 6.0 ms (BLAS took
 # 6.3 ms of it for the products, the sliver products take 5.1), backward 14.0 -> 11.8 ms (the
@@ -86,18 +88,19 @@ from kernels.matmul import (
 # layer figures.
 
 
-# The backward takes the weight gradients every CHUNK steps: a sliver's gate gradients of
-# those steps, 516 x 16 x 16 float32 at H = 128, stay in L2 until then.
-CHUNK = 16
+# The backward takes the weight gradients every few steps, as many as make CHUNK batch rows
+# (8 steps of two slivers of 16): their gate gradients, 516 x 256 float32 at H = 128, stay in
+# L2 until then.
+CHUNK = 256
 
 
 @kernel(parallel=True)
-def _lstm_forward(x, h0, c0, wpack, hc, gates, cells):
+def _lstm_forward(x, h0, c0, wpack, hc, gates, cells, groups):
     # x (T, B, I), h0 c0 (B, H), wpack = [W_ih | W_hh | bias] (4H, I + H + 1) as slivers.
     # Out: hc (2, T, B, H) = h and c of each step; by batch sliver, gates (T, S, 4H', NR) after
     # their activations (4H' = 4H rounded up to MR: the product writes them there, and they
     # are activated in place) and cells (T, S, H, NR) = c, saved for the backward.
-    # The batch slivers never meet: each runs the whole sequence on its own, one per thread.
+    # The slivers are shared out in ``groups`` (one per thread), each running on its own.
     MR, NR = _tile_of(x)
     T, B, I = x.shape
     H = h0.shape[1]
@@ -105,151 +108,175 @@ def _lstm_forward(x, h0, c0, wpack, hc, gates, cells):
     K = I + H + 1
     HN = H * NR
     one = cast_like(1.0, x)
-    for s in prange(S):
-        nr = min(NR, B - s * NR)
-        operand = np.zeros((1, K, NR), x.dtype)  # this step's [x_t; h_{t-1}; 1]
-        c_init = np.zeros((H, NR), x.dtype)
-        for j in range(nr):
-            for k in range(H):
-                operand[0, I + k, j] = h0[s * NR + j, k]
-                c_init[k, j] = c0[s * NR + j, k]
-        for j in range(NR):
-            operand[0, I + H, j] = one
-        h_out = operand[0].reshape(K * NR)[I * NR : (I + H) * NR]  # the next step's h rows
-        for t in range(T):
-            for k in range(I):  # x_t into the operand, transposed
-                dst = operand[0, k]
-                for j in range(nr):
-                    dst[j] = x[t, s * NR + j, k]
-            sliver_product(wpack, operand, gates[t, s : s + 1])
-            gr = gates[t, s].reshape(gates.shape[2] * NR)
-            i, f, g, o = gr[:HN], gr[HN : 2 * HN], gr[2 * HN : 3 * HN], gr[3 * HN : 4 * HN]
-            for q in range(HN):
-                i[q] = sigmoid_fast(i[q])
-            for q in range(HN):
-                f[q] = sigmoid_fast(f[q])
-            for q in range(HN):
-                g[q] = tanh_fast(g[q])
-            for q in range(HN):
-                o[q] = sigmoid_fast(o[q])
-            if t == 0:
-                cp = c_init.reshape(HN)
-            else:
-                cp = cells[t - 1, s].reshape(HN)
-            c_out = cells[t, s].reshape(HN)
-            for q in range(HN):
-                c_out[q] = f[q] * cp[q] + i[q] * g[q]
-            for q in range(HN):
-                h_out[q] = o[q] * tanh_fast(c_out[q])
-            for j in range(nr):  # h and c out, transposed
-                hrow, crow = hc[0, t, s * NR + j], hc[1, t, s * NR + j]
+    per = (S + groups - 1) // groups
+    for grp in prange(groups):
+        s0 = grp * per
+        ns = max(0, min(per, S - s0))
+        operand = np.zeros((ns, K, NR), x.dtype)  # this step's [x_t; h_{t-1}; 1]
+        c_init = np.zeros((ns, H, NR), x.dtype)
+        for sl in range(ns):
+            s = s0 + sl
+            for j in range(min(NR, B - s * NR)):
                 for k in range(H):
-                    hrow[k] = h_out[k * NR + j]
-                for k in range(H):
-                    crow[k] = c_out[k * NR + j]
+                    operand[sl, I + k, j] = h0[s * NR + j, k]
+                    c_init[sl, k, j] = c0[s * NR + j, k]
+            for j in range(NR):
+                operand[sl, I + H, j] = one
+        for t in range(T if ns > 0 else 0):
+            for sl in range(ns):  # x_t into the operand, transposed
+                s = s0 + sl
+                nr = min(NR, B - s * NR)
+                for k in range(I):
+                    dst = operand[sl, k]
+                    for j in range(nr):
+                        dst[j] = x[t, s * NR + j, k]
+            sliver_product(wpack, operand, gates[t, s0 : s0 + ns])
+            for sl in range(ns):
+                s = s0 + sl
+                nr = min(NR, B - s * NR)
+                gr = gates[t, s].reshape(gates.shape[2] * NR)
+                i, f, g, o = gr[:HN], gr[HN : 2 * HN], gr[2 * HN : 3 * HN], gr[3 * HN : 4 * HN]
+                for q in range(HN):
+                    i[q] = sigmoid_fast(i[q])
+                for q in range(HN):
+                    f[q] = sigmoid_fast(f[q])
+                for q in range(HN):
+                    g[q] = tanh_fast(g[q])
+                for q in range(HN):
+                    o[q] = sigmoid_fast(o[q])
+                if t == 0:
+                    cp = c_init[sl].reshape(HN)
+                else:
+                    cp = cells[t - 1, s].reshape(HN)
+                c_out = cells[t, s].reshape(HN)
+                h_out = operand[sl].reshape(K * NR)[I * NR : (I + H) * NR]  # the next h rows
+                for q in range(HN):
+                    c_out[q] = f[q] * cp[q] + i[q] * g[q]
+                for q in range(HN):
+                    h_out[q] = o[q] * tanh_fast(c_out[q])
+                for j in range(nr):  # h and c out, transposed
+                    hrow, crow = hc[0, t, s * NR + j], hc[1, t, s * NR + j]
+                    for k in range(H):
+                        hrow[k] = h_out[k * NR + j]
+                    for k in range(H):
+                        crow[k] = c_out[k * NR + j]
 
 
 @kernel(parallel=True)
-def _lstm_backward(dhc, c0, gates, cells, wpack_t, xr, h0r, hr, dx, dh0, dc0, dw_x, dw_h, db):
+def _lstm_backward(
+    dhc, c0, gates, cells, wpack_t, xr, h0r, hr, dx, dh0, dc0, dw_x, dw_h, db, groups
+):
     # dhc (2, T, B, H): gradients reaching each step's h and c from outside the recurrence.
     # wpack_t = [W_hh | W_ih].T (H + I, 4H) as slivers, or W_hh.T alone when dx has I = 0.
     # xr (T * S * NR, Ip), h0r (S * NR, Hp), hr (T * S * NR, Hp): x, h0 and h of every step,
     # by step and batch sliver, padded (the weight gradients' B operand, _by_sliver).
-    # Out: dx (T, B, I); dh0, dc0 (B, H); and, zero on entry, each sliver's share of the
-    # weight gradients: dw_x (S, Ip / NR, 4H', NR), dw_h (S, Hp / NR, 4H', NR) by sliver
-    # (blocked_product's c; 4H' = 4H rounded up to MR), db (S, 4H). The slivers run on their
-    # own, one per thread.
+    # Out: dx (T, B, I); dh0, dc0 (B, H); and, zero on entry, each group's share of the
+    # weight gradients: dw_x (groups, Ip / NR, 4H', NR), dw_h (groups, Hp / NR, 4H', NR) by
+    # sliver (blocked_product's c), db (groups, 4H). Groups of slivers as in the forward.
     MR, NR = _tile_of(gates)
-    T, S, _, _ = gates.shape
+    T, S, gp, _ = gates.shape
     H = dhc.shape[3]
     G = 4 * H
     B = dhc.shape[2]
     I = dx.shape[2]
     HN = H * NR
     one = cast_like(1.0, gates)
-    gp = dw_x.shape[2]
-    for s in prange(S):
-        nr = min(NR, B - s * NR)
-        ring = np.zeros((CHUNK, gp, NR), gates.dtype)  # the gate gradients of CHUNK steps
-        back = np.zeros((1, wpack_t.shape[0] * MR, NR), gates.dtype)  # [dh_{t-1}; dx_t]
-        dc = np.zeros(HN, gates.dtype)
-        c_init = np.zeros((H, NR), gates.dtype)
+    per = (S + groups - 1) // groups
+    for grp in prange(groups):
+        s0 = grp * per
+        ns = max(0, min(per, S - s0))
+        steps = max(1, CHUNK // (max(ns, 1) * NR))
+        ring = np.zeros((steps, ns, gp, NR), gates.dtype)  # gate gradients of those steps
+        back = np.zeros((ns, wpack_t.shape[0] * MR, NR), gates.dtype)  # [dh_{t-1}; dx_t]
+        dc = np.zeros((ns, HN), gates.dtype)
+        c_init = np.zeros((ns, H, NR), gates.dtype)
         dbs = np.zeros(G * NR, gates.dtype)
         dht = np.empty(HN, gates.dtype)
         dct = np.empty(HN, gates.dtype)
         tc = np.empty(HN, gates.dtype)
-        for j in range(nr):
-            for k in range(H):
-                c_init[k, j] = c0[s * NR + j, k]
-        dh_next = back[0].reshape(back.shape[1] * NR)[:HN]
-        for t in range(T - 1, -1, -1):
-            t0 = t // CHUNK * CHUNK
-            slot = ring[t - t0 : t - t0 + 1]
-            for q in range(HN):
-                dht[q] = dh_next[q]
-            for q in range(HN):
-                dct[q] = dc[q]
-            for k in range(H):  # the gradients from outside, transposed in
-                for j in range(nr):
-                    dht[k * NR + j] += dhc[0, t, s * NR + j, k]
-            # c's gradient from outside is zero at every step but the last, in a layer whose
-            # last c is all that is used: a quick look saves the transposed reads (0.2 ms)
-            outside = dhc[1, t, s * NR : s * NR + nr].reshape(nr * H)
-            nonzero = False
-            for q in range(nr * H):
-                nonzero |= outside[q] != 0
-            if nonzero:
+        for sl in range(ns):
+            s = s0 + sl
+            for j in range(min(NR, B - s * NR)):
                 for k in range(H):
+                    c_init[sl, k, j] = c0[s * NR + j, k]
+        for t in range(T - 1 if ns > 0 else -1, -1, -1):
+            t0 = t // steps * steps
+            for sl in range(ns):
+                s = s0 + sl
+                nr = min(NR, B - s * NR)
+                dh_next = back[sl].reshape(back.shape[1] * NR)[:HN]
+                dc_next = dc[sl]
+                for q in range(HN):
+                    dht[q] = dh_next[q]
+                for q in range(HN):
+                    dct[q] = dc_next[q]
+                for k in range(H):  # the gradients from outside, transposed in
                     for j in range(nr):
-                        dct[k * NR + j] += dhc[1, t, s * NR + j, k]
-            gr = gates[t, s].reshape(gates.shape[2] * NR)
-            i, f, g, o = gr[:HN], gr[HN : 2 * HN], gr[2 * HN : 3 * HN], gr[3 * HN : 4 * HN]
-            dr = slot[0].reshape(gp * NR)
-            di, df, dgg, do = dr[:HN], dr[HN : 2 * HN], dr[2 * HN : 3 * HN], dr[3 * HN : 4 * HN]
-            c = cells[t, s].reshape(HN)
-            for q in range(HN):  # tanh(c) again: cheaper than storing it and reading it back
-                tc[q] = tanh_fast(c[q])
-            if t == 0:
-                cp = c_init.reshape(HN)
-            else:
-                cp = cells[t - 1, s].reshape(HN)
-            for q in range(HN):
-                dct[q] += dht[q] * o[q] * (one - tc[q] * tc[q])
-            for q in range(HN):
-                di[q] = dct[q] * g[q] * i[q] * (one - i[q])
-            for q in range(HN):
-                df[q] = dct[q] * cp[q] * f[q] * (one - f[q])
-            for q in range(HN):
-                dgg[q] = dct[q] * i[q] * (one - g[q] * g[q])
-            for q in range(HN):
-                do[q] = dht[q] * tc[q] * o[q] * (one - o[q])
-            for q in range(HN):
-                dc[q] = dct[q] * f[q]
-            for q in range(4 * HN):
-                dbs[q] += dr[q]
-            sliver_product(wpack_t, slot, back)
-            for j in range(nr):  # dx_t out, transposed
-                row = dx[t, s * NR + j]
-                for k in range(I):
-                    row[k] = back[0, H + k, j]
-            if t == t0:  # the chunk's weight gradients, dW += dgates @ [x | h_{t-1}]
-                n = min(CHUNK, T - t0)
-                at, stride = (t0 * S + s) * NR, S * NR
-                blocked_product(ring[:n], xr[at:], stride, dw_x[s])
-                if t0 == 0:  # h_{t-1} is h0 for step 0, then the layer's outputs
-                    blocked_product(ring[:1], h0r[s * NR :], stride, dw_h[s])
-                    blocked_product(ring[1:n], hr[s * NR :], stride, dw_h[s])
+                        dht[k * NR + j] += dhc[0, t, s * NR + j, k]
+                # c's gradient from outside is zero at every step but the last, in a layer
+                # whose last c is all that is used: a look first saves the transposed reads
+                outside = dhc[1, t, s * NR : s * NR + nr].reshape(nr * H)
+                nonzero = False
+                for q in range(nr * H):
+                    nonzero |= outside[q] != 0
+                if nonzero:
+                    for k in range(H):
+                        for j in range(nr):
+                            dct[k * NR + j] += dhc[1, t, s * NR + j, k]
+                gr = gates[t, s].reshape(gp * NR)
+                i, f, g, o = gr[:HN], gr[HN : 2 * HN], gr[2 * HN : 3 * HN], gr[3 * HN : 4 * HN]
+                dr = ring[t - t0, sl].reshape(gp * NR)
+                di, df, dgg, do = dr[:HN], dr[HN : 2 * HN], dr[2 * HN : 3 * HN], dr[3 * HN : 4 * HN]
+                c = cells[t, s].reshape(HN)
+                for q in range(HN):  # tanh(c) again: cheaper than storing it, reading it back
+                    tc[q] = tanh_fast(c[q])
+                if t == 0:
+                    cp = c_init[sl].reshape(HN)
                 else:
-                    blocked_product(ring[:n], hr[at - stride :], stride, dw_h[s])
-        for j in range(nr):
-            for k in range(H):
-                dh0[s * NR + j, k] = back[0, k, j]
-                dc0[s * NR + j, k] = dc[k * NR + j]
+                    cp = cells[t - 1, s].reshape(HN)
+                for q in range(HN):
+                    dct[q] += dht[q] * o[q] * (one - tc[q] * tc[q])
+                for q in range(HN):
+                    di[q] = dct[q] * g[q] * i[q] * (one - i[q])
+                for q in range(HN):
+                    df[q] = dct[q] * cp[q] * f[q] * (one - f[q])
+                for q in range(HN):
+                    dgg[q] = dct[q] * i[q] * (one - g[q] * g[q])
+                for q in range(HN):
+                    do[q] = dht[q] * tc[q] * o[q] * (one - o[q])
+                for q in range(HN):
+                    dc_next[q] = dct[q] * f[q]
+                for q in range(4 * HN):
+                    dbs[q] += dr[q]
+            sliver_product(wpack_t, ring[t - t0], back)
+            for sl in range(ns):  # dx_t out, transposed
+                s = s0 + sl
+                for j in range(min(NR, B - s * NR)):
+                    row = dx[t, s * NR + j]
+                    for k in range(I):
+                        row[k] = back[sl, H + k, j]
+            if t == t0:  # the chunk's weight gradients, dW += dgates @ [x | h_{t-1}]
+                n = min(steps, T - t0)
+                stride = S * NR
+                for sl in range(ns):
+                    at = (t0 * S + s0 + sl) * NR
+                    blocked_product(ring, sl, 0, n, xr[at:], stride, dw_x[grp])
+                    if t0 == 0:  # h_{t-1} is h0 for step 0, then the layer's outputs
+                        blocked_product(ring, sl, 0, 1, h0r[(s0 + sl) * NR :], stride, dw_h[grp])
+                        blocked_product(ring, sl, 1, n, hr[(s0 + sl) * NR :], stride, dw_h[grp])
+                    else:
+                        blocked_product(ring, sl, 0, n, hr[at - stride :], stride, dw_h[grp])
+        for sl in range(ns):
+            s = s0 + sl
+            for j in range(min(NR, B - s * NR)):
+                for k in range(H):
+                    dh0[s * NR + j, k] = back[sl, k, j]
+                    dc0[s * NR + j, k] = dc[sl, k * NR + j]
         for m in range(G):
-            total = db[s, m]
+            total = db[grp, m]
             for j in range(NR):
                 total += dbs[m * NR + j]
-            db[s, m] = total
+            db[grp, m] = total
 
 
 @kernel
@@ -393,6 +420,13 @@ def _packed(w):
     return out
 
 
+def _groups(slivers):
+    """How many groups the batch slivers are shared out in: one per thread, at most one per
+    sliver (the kernels' prange; the count is passed in, since numba.get_num_threads() inside
+    a kernel would keep Numba from caching it)."""
+    return max(1, min(slivers, numba.get_num_threads()))
+
+
 def _rounded(rows, dtype):
     """rows rounded up to a whole number of the microkernel's MR."""
     mr = _tile(dtype)[0]
@@ -416,7 +450,8 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, bias=None):
     cells = np.empty((t, s, h, nr), dtype)
     if hc.size:
         column = or_zeros(bias, 4 * h, dtype)[:, None]
-        _lstm_forward(x, h0, c0, _packed(np.hstack([w_ih, w_hh, column])), hc, gates, cells)
+        w = _packed(np.hstack([w_ih, w_hh, column]))
+        _lstm_forward(x, h0, c0, w, hc, gates, cells, _groups(s))
     return hc, gates, cells
 
 
@@ -460,16 +495,22 @@ def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, cells, dhc, need_input=True)
     gp = _rounded(g, dtype)
     dx = np.empty((t, b, i if need_input else 0), dtype)
     dh, dc = np.zeros_like(h0), np.zeros_like(c0)
-    dw_x = np.zeros((s, (i + nr - 1) // nr, gp, nr), dtype)
-    dw_h = np.zeros((s, (h + nr - 1) // nr, gp, nr), dtype)
-    db = np.zeros((s, g), dtype)
+    groups = _groups(s)
+    dw_x = np.zeros((groups, (i + nr - 1) // nr, gp, nr), dtype)
+    dw_h = np.zeros((groups, (h + nr - 1) // nr, gp, nr), dtype)
+    db = np.zeros((groups, g), dtype)
     if hc.size:
         w = np.hstack([w_hh, w_ih]) if need_input else w_hh
         xr, h0r, hr = _by_sliver(x, s, nr), _by_sliver(h0[None], s, nr), _by_sliver(hc[0], s, nr)
-        _lstm_backward(dhc, c0, gates, cells, _packed(w.T), xr, h0r, hr, dx, dh, dc, dw_x, dw_h, db)
-    # each sliver's share, added up
-    dw_ih, dw_hh = _from_slivers(dw_x.sum(axis=0), g, i), _from_slivers(dw_h.sum(axis=0), g, h)
-    return (dx if need_input else None), dh, dc, dw_ih, dw_hh, db.sum(axis=0)
+        _lstm_backward(
+            dhc, c0, gates, cells, _packed(w.T), xr, h0r, hr, dx, dh, dc, dw_x, dw_h, db, groups
+        )
+    if groups > 1:  # each group's share, added up
+        dw_x, dw_h, db = dw_x.sum(axis=0), dw_h.sum(axis=0), db.sum(axis=0)
+    else:
+        dw_x, dw_h, db = dw_x[0], dw_h[0], db[0]
+    dw_ih, dw_hh = _from_slivers(dw_x, g, i), _from_slivers(dw_h, g, h)
+    return (dx if need_input else None), dh, dc, dw_ih, dw_hh, db
 
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None):
