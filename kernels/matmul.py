@@ -37,10 +37,12 @@ from kernels._config import inlined_overload, kernel
 from kernels._microkernels import (
     micro_float32,
     micro_float64,
+    micro_sliver_float32,
+    micro_sliver_float64,
     micro_strided_float32,
     micro_strided_float64,
 )
-from kernels.gen_microkernels import TILES
+from kernels.gen_microkernels import SLIVER_TILES, TILES
 
 # Block sizes: a KC x NR sliver of B in L1 (32 KiB), MC x KC of A in L2 (1 MiB on Zen 4),
 # KC x NC of B in L3. Best measured of the sizes tried around the usual ones.
@@ -60,6 +62,34 @@ def _micro(ap, pa, bp, pb, kc, out, zero):
 @inlined_overload(_micro)
 def _micro_overload(ap, pa, bp, pb, kc, out, zero):
     chosen = micro_float32 if ap.dtype.name == "float32" else micro_float64
+    return lambda ap, pa, bp, pb, kc, out, zero: chosen(ap, pa, bp, pb, kc, out, zero)
+
+
+def _sliver_tile(dtype) -> tuple[int, int]:
+    """(MR, NR) of the sliver microkernels for this dtype."""
+    return SLIVER_TILES[np.dtype(dtype).name]
+
+
+def _sliver_tile_of(c):
+    """(MR, NR) of the sliver microkernels for c's dtype, compile-time constants in a kernel."""
+    return _sliver_tile(c.dtype)
+
+
+@inlined_overload(_sliver_tile_of)
+def _sliver_tile_of_overload(c):
+    mr, nr = SLIVER_TILES[c.dtype.name]
+    return lambda c: (mr, nr)
+
+
+def _micro_sliver(ap, pa, bp, pb, kc, out, zero):
+    """The packed sliver microkernel for the panels' dtype (chosen at compile time)."""
+    fn = micro_sliver_float32 if ap.dtype == np.float32 else micro_sliver_float64
+    fn(ap, pa, bp, pb, kc, out, zero)
+
+
+@inlined_overload(_micro_sliver)
+def _micro_sliver_overload(ap, pa, bp, pb, kc, out, zero):
+    chosen = micro_sliver_float32 if ap.dtype.name == "float32" else micro_sliver_float64
     return lambda ap, pa, bp, pb, kc, out, zero: chosen(ap, pa, bp, pb, kc, out, zero)
 
 
@@ -156,7 +186,7 @@ def _gemm(a, b, c, threads):
 
 def packed_shape(rows: int, k: int, dtype) -> tuple[int, int, int]:
     """The shape of an (rows, k) matrix as MR-row slivers: (ceil(rows / MR), k, MR)."""
-    mr, _ = _tile(dtype)
+    mr, _ = _sliver_tile(dtype)
     return ((rows + mr - 1) // mr, k, mr)
 
 
@@ -164,7 +194,7 @@ def packed_shape(rows: int, k: int, dtype) -> tuple[int, int, int]:
 def pack_slivers(w, out):
     """w (M, K) into out (ceil(M / MR), K, MR): MR-row slivers, k-major, zero padded, the layout
     in which the microkernel reads its A operand."""
-    MR, NR = _tile_of(w)
+    MR, NR = _sliver_tile_of(w)
     M, K = w.shape
     for s in range(out.shape[0]):
         for k in range(K):
@@ -180,7 +210,7 @@ def sliver_product(a, b, c):
     Kb > K, are not read); c (SB, SA*MR, NR),
     c[s, i, j] = C[i, s*NR + j]. Each (sliver of A, sliver of B) tile is one microkernel call
     writing MR*NR contiguous elements of c: no copy on either side."""
-    MR, NR = _tile_of(c)
+    MR, NR = _sliver_tile_of(c)
     SA, K, _ = a.shape
     SB, Kb, _ = b.shape
     ap = a.reshape(SA * K * MR)
@@ -192,7 +222,7 @@ def sliver_product(a, b, c):
         pb = np.uint64(sb * Kb * NR)
         for sa in range(SA):
             o = (sb * rows + sa * MR) * NR
-            _micro(ap, np.uint64(sa * K * MR), bp, pb, K, cp[o : o + MR * NR], zero)
+            _micro_sliver(ap, np.uint64(sa * K * MR), bp, pb, K, cp[o : o + MR * NR], zero)
 
 
 @kernel
@@ -207,7 +237,7 @@ def blocked_product(a, p, q0, q1, b, stride, c):
     sliver (a[t, sliver], the layout each step's own product reads), dW += dgates @ [x | h]
     over a few steps at a time. The microkernel reads A's rows a sliver's width at a time and
     jumps to the next block; each tile stays in registers over all the steps it adds up."""
-    MR, NR = _tile_of(c)
+    MR, NR = _sliver_tile_of(c)
     _, P, M, L = a.shape
     N = b.shape[1]
     ap = a.reshape(a.size)
