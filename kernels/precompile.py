@@ -81,9 +81,12 @@ def exercise(dtype) -> None:
     elementwise.where(big > 0, big, big)
     elementwise.relu_forward(big)
     elementwise.gelu_backward(big, elementwise.gelu_forward(big))
-    x, h = a(2, 1, 3), a(1, 2)
-    out = rnn.lstm_forward(x, h, h, a(8, 3), a(8, 2), a(8))
-    rnn.lstm_backward(x, h, h, a(8, 3), a(8, 2), *out, out[0])
+    # the LSTM by batch slivers (a batch of two) and, with more than one thread, by steps
+    # (a batch of one sliver): kernels/rnn.py, by_slivers
+    for batch in (17, 1):
+        x, h = a(2, batch, 3), a(batch, 2)
+        out = rnn.lstm_forward(x, h, h, a(8, 3), a(8, 2), a(8))
+        rnn.lstm_backward(x, h, h, a(8, 3), a(8, 2), *out, out[0])
     out = rnn.gru_forward(x, h, a(6, 3), a(6, 2), a(6), a(6))
     rnn.gru_backward(x, h, a(6, 3), a(6, 2), *out, out[0])
 

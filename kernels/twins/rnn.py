@@ -1,7 +1,7 @@
 """NumPy twin of kernels/rnn.py: the same recurrences, one step at a time, vectorized over
-the batch and hidden units, in PyTorch's (T, B, H) layout throughout. The GRU's all-steps
-matmuls are shared with the kernel module; the LSTM's are written out here (the kernel computes
-its own inside the recurrence)."""
+the batch and hidden units, in PyTorch's (T, B, H) layout throughout (the kernels' LSTM by
+steps keeps the same layout and saves the same arrays). The all-steps matmuls are shared with
+the kernel module."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from kernels.rnn import (
     check_layer,
     gru_param_grads,
     input_projection,
+    lstm_param_grads,
     or_zeros,
-    previous_h,
 )
 
 
@@ -61,12 +61,8 @@ def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c, dhc, need_input=True
         )
         dc = dct * f
         dh = dxw[s] @ w_hh
-    flat = dxw.reshape(t * b, 4 * h)
-    dx = (flat @ w_ih).reshape(x.shape) if need_input else None
-    dw_ih = flat.T @ x.reshape(t * b, x.shape[2])
-    dw_hh = flat.T @ previous_h(h0, hc[0]).reshape(t * b, h)
-    db = flat.sum(axis=0)
-    return dx, dh.astype(dtype), dc.astype(dtype), dw_ih, dw_hh, db
+    dx, dw_ih, dw_hh = lstm_param_grads(dxw, x, h0, hc[0], w_ih, need_input)
+    return dx, dh.astype(dtype), dc.astype(dtype), dw_ih, dw_hh, dxw.sum(axis=(0, 1))
 
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None):

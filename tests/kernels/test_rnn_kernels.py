@@ -4,6 +4,9 @@ and the shape errors both give."""
 
 from __future__ import annotations
 
+import contextlib
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -69,10 +72,33 @@ def check_gru(t, b, i, h, dtype, bias=True):
     )
 
 
+@contextlib.contextmanager
+def lstm_path(path):
+    """Run the LSTM kernels by batch slivers or by steps on BLAS, whatever the thread count
+    would choose (kernels/rnn.py, by_slivers)."""
+    with mock.patch.object(rnn, "by_slivers", lambda slivers: path == "slivers"):
+        yield
+
+
+PATHS = ["slivers", "steps"]
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(size=sizes, bias=st.booleans())
-def test_lstm_matches_twin(dtype, size, bias):
-    check_lstm(*size, dtype, bias)
+def test_lstm_matches_twin(path, dtype, size, bias):
+    with lstm_path(path):
+        check_lstm(*size, dtype, bias)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lstm_over_several_slivers_matches_twin(path, dtype):
+    """Batches of 2 to 3 slivers, a padded last one, and steps across two weight-gradient
+    chunks (kernels/rnn.py, CHUNK)."""
+    with lstm_path(path):
+        for size in [(19, 40, 3, 6), (9, 32, 16, 16), (3, 17, 5, 4)]:
+            check_lstm(*size, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -84,7 +110,9 @@ def test_gru_matches_twin(dtype, size, bias):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("size", AWKWARD)
 def test_awkward_sizes(dtype, size):
-    check_lstm(*size, dtype)
+    for path in PATHS:
+        with lstm_path(path):
+            check_lstm(*size, dtype)
     check_gru(*size, dtype)
 
 
@@ -119,13 +147,21 @@ def test_shape_errors_name_the_arrays(module):
         module.lstm_forward(x, h0, h0, np.zeros((20, 4), f), np.zeros((20, 5), f), np.zeros(3, f))
 
 
-def test_lstm_backward_refuses_saved_arrays_of_another_layout():
+def test_lstm_backward_refuses_saved_arrays_of_the_wrong_shape():
     rng = np.random.default_rng(5)
     args = lstm_args(rng, 3, 2, 3, 4, np.float32)
     x, h0, c0, w_ih, w_hh, _ = args
-    hc, gates, tanh_c = t_rnn.lstm_forward(*args)
-    with pytest.raises(ValueError, match=r"lstm_backward: saved gates of shape \(3, 2, 16\)"):
-        rnn.lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c, np.ones_like(hc))
+    with lstm_path("slivers"):
+        hc, gates, cells = rnn.lstm_forward(*args)
+    with pytest.raises(ValueError, match=r"saved gates of shape \(3, 1, 16, 15\) should be"):
+        rnn.lstm_backward(
+            x, h0, c0, w_ih, w_hh, hc, gates[..., :15].copy(), cells, np.ones_like(hc)
+        )
+    hc, gates, tanh_c = t_rnn.lstm_forward(*args)  # by steps, the twin's layout
+    with pytest.raises(ValueError, match=r"saved cells of shape \(3, 2, 3\) should be"):
+        rnn.lstm_backward(
+            x, h0, c0, w_ih, w_hh, hc, gates, tanh_c[..., :3].copy(), np.ones_like(hc)
+        )
 
 
 @pytest.mark.parametrize("module", [rnn, t_rnn], ids=["kernel", "twin"])
