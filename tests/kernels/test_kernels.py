@@ -285,6 +285,58 @@ def test_gemm_microkernels_file_is_generated():
     assert gen_microkernels.main(["--check"]) == 0
 
 
+# The LSTM's products (kernels/matmul.py, used by kernels/rnn.py): each against NumPy.
+
+
+def _slivers_of(m, nr):
+    """(S, K, NR) by NR-column sliver, zero padded, from m (K, N)."""
+    k, n = m.shape
+    s = (n + nr - 1) // nr
+    out = np.zeros((k, s * nr), m.dtype)
+    out[:, :n] = m
+    return np.ascontiguousarray(out.reshape(k, s, nr).transpose(1, 0, 2))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(m=st.integers(1, 40), k=st.integers(0, 70), n=st.integers(1, 40), transposed=st.booleans())
+def test_sliver_product_matches_numpy(dtype, m, k, n, transposed):
+    """pack_slivers (of a C array or of a transposed view) then sliver_product: A @ B with the
+    result by sliver, padding rows and columns zero."""
+    rng = np.random.default_rng(m * 100 + k * 10 + n)
+    a, b = arr(rng, (m, k), dtype), arr(rng, (k, n), dtype)
+    if transposed:
+        a = np.ascontiguousarray(a.T).T  # an F-ordered view, packed as it is
+    mr, nr = matmul._sliver_tile(dtype)
+    packed = np.empty(matmul.packed_shape(m, k, dtype), dtype)
+    matmul.pack_slivers(a, packed)
+    c = np.full((-(-n // nr), packed.shape[0] * mr, nr), np.nan, dtype)
+    matmul.sliver_product(packed, _slivers_of(b, nr), c)
+    got = c.transpose(1, 0, 2).reshape(c.shape[1], -1)
+    same(got[:m, :n], a @ b, dtype)
+    assert not got[m:].any() and not got[:m, n:].any()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(blocks=st.integers(1, 6), p=st.integers(0, 2), n_tiles=st.integers(1, 3))
+def test_blocked_product_matches_numpy(dtype, blocks, p, n_tiles):
+    """blocked_product: c += A @ B, A's blocks read out of a (Q, P, M, L) array at column p,
+    B's rows a stride apart, from a chosen first block; c by sliver, accumulated."""
+    rng = np.random.default_rng(blocks * 10 + p)
+    mr, nr = matmul._sliver_tile(dtype)
+    q, big_p, m, lanes = blocks + 2, 3, 2 * mr, nr
+    a = arr(rng, (q, big_p, m, lanes), dtype)
+    stride, n = 2 * lanes, n_tiles * nr
+    b = arr(rng, (q * stride, n), dtype)
+    start = arr(rng, (n // nr, m, nr), dtype)
+    c = start.copy()
+    q0, q1 = 1, 1 + blocks
+    matmul.blocked_product(a, p, q0, q1, b, stride, c)
+    wide = np.concatenate([a[i, p] for i in range(q0, q1)], axis=1)  # (m, blocks * lanes)
+    rows = np.concatenate([b[(i - q0) * stride : (i - q0) * stride + lanes] for i in range(q0, q1)])
+    want = start.transpose(1, 0, 2).reshape(m, n) + wide @ rows
+    same(c.transpose(1, 0, 2).reshape(m, n), want, dtype)
+
+
 # -- bad input: the same clear error from kernel and twin ----------------------------------
 
 
