@@ -203,3 +203,16 @@ def test_bce_loss_gradchecks():
     p = mg.tensor(np.random.default_rng(0).uniform(0.1, 0.9, (3, 4)), requires_grad=True)
     t = mg.tensor(np.random.default_rng(1).uniform(0, 1, (3, 4)), requires_grad=True)
     assert gradcheck_module(nn.BCELoss(weight=np.linspace(0.5, 2, 4)).double(), [p, t])
+
+
+@pytest.mark.parametrize("path", ["slivers", "steps"])
+def test_lstm_gradchecks_along_both_kernel_paths(path, monkeypatch):
+    """The LSTM kernels run by batch slivers or by steps on BLAS, by batch size and thread
+    count (kernels/rnn.py, by_slivers): both are gradchecked here, the first on a batch of two
+    float64 slivers (8 columns each) with a padded last one."""
+    from kernels import rnn
+
+    monkeypatch.setattr(rnn, "by_slivers", lambda slivers: path == "slivers")
+    mg.manual_seed(0)
+    module = Outputs(nn.LSTM(3, 4)).double()
+    assert gradcheck_module(module, [x_(3, 11, 3)], mode="directional", n_directions=6)
