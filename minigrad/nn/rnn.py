@@ -5,10 +5,11 @@ Parameters of layer k (and of its reverse direction, suffix ``_reverse``):
 (G*H,), with G = 1 (RNN), 4 (LSTM: gates i, f, g, o) or 3 (GRU: r, z, n); all initialised
 uniform in +-1/sqrt(H), as PyTorch. A state dict therefore loads into ``torch.nn.LSTM`` as is.
 
-How a layer runs: the input projection of every time step is one matmul over the whole
-sequence (it does not depend on the recurrence); then the recurrence runs, on the fused
-kernels of kernels/rnn.py for LSTM and GRU (one op per layer and direction: minigrad/ops/rnn.py),
-and step by step from plain ops for RNN, which is the readable version of the same idea.
+How a layer runs: LSTM and GRU layers run on the fused kernels of kernels/rnn.py, one op per
+layer and direction (minigrad/ops/rnn.py), which take the input projection of every step
+(it does not depend on the recurrence) and the recurrence together. RNN runs step by step
+from plain ops, the input projection first as one matmul over the whole sequence: the
+readable version of the same idea.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """LSTM and GRU layers over a whole sequence, on the fused kernels (kernels/rnn.py, through
 minigrad/backend.py).
 
-One op runs one layer in one direction over all T steps: the input projection of every step
-as one matmul, the recurrence with its gates fused, and in backward the weight gradients as
-matmuls over all steps at once. The graph holds one node per layer and direction instead of
-a dozen per time step.
+One op runs one layer in one direction over all T steps: the input projection of every step,
+the recurrence with its gates fused, and in backward the weight gradients over all steps (how
+each kernel lays this out is in kernels/rnn.py). The graph holds one node per layer and
+direction instead of a dozen per time step.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ class LSTMLayer(Function):
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, bias):
         x, h0, c0, w_ih, w_hh = (contiguous(a) for a in (x, h0, c0, w_ih, w_hh))
-        hc, gates, tanh_c = backend.rnn.lstm_forward(x, h0, c0, w_ih, w_hh, contiguous(bias))
-        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c)
+        hc, gates, cells = backend.rnn.lstm_forward(x, h0, c0, w_ih, w_hh, contiguous(bias))
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, hc, gates, cells)
         return hc
 
     @staticmethod
