@@ -81,9 +81,9 @@ def exercise(dtype) -> None:
     elementwise.where(big > 0, big, big)
     elementwise.relu_forward(big)
     elementwise.gelu_backward(big, elementwise.gelu_forward(big))
-    # the LSTM by batch slivers (a batch of two) and, with more than one thread, by steps
-    # (a batch of one sliver): kernels/rnn.py, by_slivers
-    for batch in (17, 1):
+    # the LSTM by batch slivers (a batch that fills them, at one thread or two) and by steps
+    # (a batch of one): kernels/rnn.py, by_slivers
+    for batch in (32, 1):
         x, h = a(2, batch, 3), a(batch, 2)
         out = rnn.lstm_forward(x, h, h, a(8, 3), a(8, 2), a(8))
         rnn.lstm_backward(x, h, h, a(8, 3), a(8, 2), *out, out[0])

@@ -21,8 +21,9 @@ gradients are large matmuls at the end, over all steps at once (dW_ih = dgates.T
 dW_hh = dgates.T @ h_{t-1}).
 
 The LSTM does all of its products itself, with the GEMM's microkernels on weights packed once
-per call; see the comment above _lstm_forward for how, and why. With a single batch sliver
-and more than one thread it runs by steps on BLAS instead, as the GRU (by_slivers).
+per call; see the comment above _lstm_forward for how, and why. Where the batch would leave
+much of the slivers' padding or a thread idle, it runs by steps on BLAS instead, as the GRU
+(by_slivers).
 
 sigmoid and tanh are ``sigmoid_fast`` and ``tanh_fast`` (kernels/_math.py): in float32 a
 rational approximation of tanh, straight-line arithmetic that vectorizes inside each gate's loop
@@ -519,10 +520,23 @@ def _slivers(dtype, b):
     return (b + nr - 1) // nr, nr
 
 
-def by_slivers(slivers):
-    """Whether the LSTM runs by batch slivers (the kernels above) or by steps on BLAS: by
-    slivers unless there is a single sliver and more than one thread to use."""
-    return slivers > 1 or numba.get_num_threads() == 1
+def by_slivers(batch, dtype):
+    """Whether the LSTM runs by batch slivers (the kernels above) or by steps on BLAS.
+
+    By slivers, each thread computes whole slivers of NR columns, the padding of the last one
+    included; by steps, BLAS computes the B columns of the batch, with its own threads, less
+    efficiently per column (and, on two threads, less well shared: the small per-step
+    products gain little). Measured in float32 on this 2-core machine (T 64, H 64 to 256,
+    B 8 to 64; the README has the table): the slivers' time over the steps' time was
+    0.57-0.97 when every thread had full slivers, and 1.1-2.5 when they were half empty or
+    a thread idled. So: by slivers when the batch fills enough of the columns the threads
+    would compute, B >= f * NR * threads * ceil(S / threads), with f = 0.8 at one thread and
+    0.7 at more. On the measured grid it picks the slower path by 12 % at worst (B 12,
+    H 256, one thread)."""
+    s, nr = _slivers(dtype, batch)
+    threads = numba.get_num_threads()
+    fill = 0.8 if threads == 1 else 0.7
+    return s == 0 or batch >= fill * nr * threads * -(-s // threads)
 
 
 def lstm_forward(x, h0, c0, w_ih, w_hh, bias=None):
@@ -534,7 +548,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, bias=None):
     s, nr = _slivers(dtype, b)
     hc = np.empty((2, t, b, h), dtype)
     bias = or_zeros(bias, 4 * h, dtype)
-    if not by_slivers(s):
+    if not by_slivers(b, dtype):
         gates, tanh_c = np.empty((t, b, 4 * h), dtype), np.empty((t, b, h), dtype)
         if hc.size:
             w_hh_t = np.ascontiguousarray(w_hh.T)

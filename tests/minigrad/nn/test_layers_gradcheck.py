@@ -212,7 +212,7 @@ def test_lstm_gradchecks_along_both_kernel_paths(path, monkeypatch):
     float64 slivers (8 columns each) with a padded last one."""
     from kernels import rnn
 
-    monkeypatch.setattr(rnn, "by_slivers", lambda slivers: path == "slivers")
+    monkeypatch.setattr(rnn, "by_slivers", lambda *_: path == "slivers")
     mg.manual_seed(0)
     module = Outputs(nn.LSTM(3, 4)).double()
     assert gradcheck_module(module, [x_(3, 11, 3)], mode="directional", n_directions=6)
