@@ -58,8 +58,8 @@ from kernels.matmul import (
 # such a loop scalar.
 #
 # The LSTM lays everything out "by batch sliver". The batch is cut into S = ceil(B / NR)
-# slivers of NR columns (the GEMM microkernel's tile width, 16 in float32; the last one padded
-# with zeros), and an array (rows, B) of one step is stored as (S, rows, NR). Each step is then
+# slivers of NR columns (the microkernel's tile width, 16 in float32; the last one padded with
+# zeros), and an array (rows, B) of one step is stored as (S, rows, NR). Each step is then
 # one product, with the weights packed once per call (BLAS would pack them again at every
 # step) and the step's operand and result already in the layout the microkernel reads and
 # writes (kernels/matmul.py, sliver_product):
@@ -71,9 +71,11 @@ from kernels.matmul import (
 # them to write and read back), and each gate of a sliver is one contiguous run of H * NR
 # elements: the gate loops run over 2048 elements instead of 128 (loop set-up and alias
 # checks weighed as much as the arithmetic). The weight gradients, dW = dgates @ [x | h_{t-1}]
-# over all steps, are taken every CHUNK steps inside the backward (blocked_product), reading
+# over all steps, are taken every few steps inside the backward (blocked_product), reading
 # the gate gradients where they are and x, h as the layer has them. Only h, c, dh, dc and dx
 # cross between this layout and PyTorch's (T, B, H), transposed as they are read or written.
+# The products' tiles are 16 rows high (kernels/gen_microkernels.py, SLIVER_TILES), which 4H
+# and H + I divide into at the usual sizes.
 #
 # The slivers never meet (the batch elements of a recurrence are independent), so they are
 # shared out in groups, one per thread, each running the whole sequence on its own: one fork
@@ -81,17 +83,17 @@ from kernels.matmul import (
 # group adds its own share of the weight gradients, and the shares are summed at the end. At
 # one thread the single group steps all slivers together, one product per step.
 #
-# Measured at T=64, B=32, H=128, I=128, float32, one thread: forward 7.6 -> 6.0 ms (BLAS took
-# 6.3 ms of it for the products, the sliver products take 5.1), backward 14.0 -> 11.8 ms (the
+# Measured at T=64, B=32, H=128, I=128, float32, one thread: forward 7.6 -> 5.9 ms (BLAS took
+# 6.3 ms of it for the products, the sliver products take 5.1), backward 14.0 -> 11.2 ms (the
 # weight gradients: BLAS 5.6 ms plus 0.8 ms to lay out, concatenate and sum their operands,
-# against 5.0-5.3 ms in blocked_product). At two threads the layer's forward and backward
-# take 10 ms, against 13 ms with BLAS's own threads. What is left beyond the products: the
-# transposes (1 ms in all) and the gate loops (0.8 ms). python -m benchmarks.layers has the
-# layer figures.
+# against about 5 ms in blocked_product). At two threads the layer's forward and backward
+# take 9-10.5 ms, against 13 ms with BLAS's own threads. What is left beyond the products:
+# the transposes (1 ms in all) and the gate loops (0.8 ms). python -m benchmarks.layers has
+# the layer figures; by_slivers says when the LSTM runs by steps instead.
 
 
 # The backward takes the weight gradients every few steps, as many as make CHUNK batch rows
-# (8 steps of two slivers of 16): their gate gradients, 516 x 256 float32 at H = 128, stay in
+# (8 steps of two slivers of 16): their gate gradients, 512 x 256 float32 at H = 128, stay in
 # L2 until then.
 CHUNK = 256
 
