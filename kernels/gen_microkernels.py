@@ -30,8 +30,34 @@ SLIVER_TILES = {"float32": (16, 16), "float64": (16, 8)}
 TARGET = pathlib.Path(__file__).with_name("_microkernels.py")
 
 
+def _tile(mr: int, nr: int) -> list[list[str]]:
+    """The names of the MR x NR scalar variables that hold a tile of C."""
+    return [[f"c{i}_{j}" for j in range(nr)] for i in range(mr)]
+
+
+def _body(tile: list[list[str]], a_of, indent: str) -> list[str]:
+    """One step of k: NR values of B, then for each row one value of A (``a_of(i)``, an index
+    expression) times all of them, added into the tile."""
+    nr = len(tile[0])
+    lines = [f"{indent}b{j} = bp[pb + np.uint64({j})]" for j in range(nr)]
+    for i, row in enumerate(tile):
+        lines.append(f"{indent}a = ap[{a_of(i)}]")
+        lines += [f"{indent}{c} += a * b{j}" for j, c in enumerate(row)]
+    return lines
+
+
+def _stores(tile: list[list[str]]) -> list[str]:
+    """The tile written back to out, row-major."""
+    nr = len(tile[0])
+    return [
+        f"    out[np.uint64({i * nr + j})] = {c}"
+        for i, row in enumerate(tile)
+        for j, c in enumerate(row)
+    ]
+
+
 def _source(name: str, mr: int, nr: int) -> str:
-    tile = [[f"c{i}_{j}" for j in range(nr)] for i in range(mr)]
+    tile = _tile(mr, nr)
     lines = [
         f"def {name}(ap, pa, bp, pb, kc, out, zero):",
         f'    """out[:{mr * nr}] = the {mr} x {nr} tile sum over k < kc of',
@@ -40,19 +66,14 @@ def _source(name: str, mr: int, nr: int) -> str:
     ]
     lines += [f"    {c} = zero" for row in tile for c in row]
     lines.append("    for _ in range(kc):")
-    lines += [f"        b{j} = bp[pb + np.uint64({j})]" for j in range(nr)]
-    for i, row in enumerate(tile):
-        lines.append(f"        a = ap[pa + np.uint64({i})]")
-        lines += [f"        {c} += a * b{j}" for j, c in enumerate(row)]
+    lines += _body(tile, lambda i: f"pa + np.uint64({i})", "        ")
     lines.append(f"        pa += np.uint64({mr})")
     lines.append(f"        pb += np.uint64({nr})")
-    for i, row in enumerate(tile):
-        lines += [f"    out[np.uint64({i * nr + j})] = {c}" for j, c in enumerate(row)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _stores(tile)) + "\n"
 
 
 def _strided_source(name: str, mr: int, nr: int) -> str:
-    tile = [[f"c{i}_{j}" for j in range(nr)] for i in range(mr)]
+    tile = _tile(mr, nr)
     lines = [
         f"def {name}(ap, pa, lda, run, jump, bp, pb, ldb, jump_b, blocks, out):",
         f'    """out[:{mr * nr}] += the {mr} x {nr} tile of A @ B, both operands read in place:',
@@ -69,17 +90,12 @@ def _strided_source(name: str, mr: int, nr: int) -> str:
     lines += [f"    r{i} = np.uint64({i}) * lda" for i in range(1, mr)]
     lines.append("    for _ in range(blocks):")
     lines.append("        for _ in range(run):")
-    lines += [f"            b{j} = bp[pb + np.uint64({j})]" for j in range(nr)]
-    for i, row in enumerate(tile):
-        lines.append("            a = ap[pa]" if i == 0 else f"            a = ap[pa + r{i}]")
-        lines += [f"            {c} += a * b{j}" for j, c in enumerate(row)]
+    lines += _body(tile, lambda i: "pa" if i == 0 else f"pa + r{i}", "            ")
     lines.append("            pa += np.uint64(1)")
     lines.append("            pb += ldb")
     lines.append("        pa += jump")
     lines.append("        pb += jump_b")
-    for i, row in enumerate(tile):
-        lines += [f"    out[np.uint64({i * nr + j})] = {c}" for j, c in enumerate(row)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _stores(tile)) + "\n"
 
 
 def render() -> str:
