@@ -92,6 +92,24 @@ from kernels.matmul import (
 # the layer figures; by_slivers says when the LSTM runs by steps instead.
 
 
+def _activate(i, f, g, o):
+    """The LSTM's gates activated in place (1-D views of their pre-activations): sigmoid for
+    i, f and o, tanh for g. Inlined into both forward kernels."""
+    for q in range(i.size):
+        i[q] = sigmoid_fast(i[q])
+    for q in range(f.size):
+        f[q] = sigmoid_fast(f[q])
+    for q in range(g.size):
+        g[q] = tanh_fast(g[q])
+    for q in range(o.size):
+        o[q] = sigmoid_fast(o[q])
+
+
+@inlined_overload(_activate)
+def _activate_overload(i, f, g, o):
+    return _activate
+
+
 def _cell_backward(i, f, g, o, tc, c_prev, dht, dct, di, df, dg, do, dc_prev):
     """One LSTM cell's backward over n units (1-D views: a batch row by steps, or a whole
     sliver by slivers). dht and dct hold the gradients reaching h_t and c_t from outside the
@@ -166,14 +184,7 @@ def _lstm_forward(x, h0, c0, wpack, hc, gates, cells, groups):
                 nr = min(NR, B - s * NR)
                 gr = gates[t, s].reshape(gates.shape[2] * NR)
                 i, f, g, o = gr[:HN], gr[HN : 2 * HN], gr[2 * HN : 3 * HN], gr[3 * HN : 4 * HN]
-                for q in range(HN):
-                    i[q] = sigmoid_fast(i[q])
-                for q in range(HN):
-                    f[q] = sigmoid_fast(f[q])
-                for q in range(HN):
-                    g[q] = tanh_fast(g[q])
-                for q in range(HN):
-                    o[q] = sigmoid_fast(o[q])
+                _activate(i, f, g, o)
                 if t == 0:
                     cp = c_init[sl].reshape(HN)
                 else:
@@ -324,14 +335,7 @@ def _lstm_forward_by_step(xw, h0, c0, w_hh_t, bias, hc, gates, tanh_c):
             for k in range(G):  # the gates' arguments
                 gr[k] = p[k] + x[k] + bias[k]
             i, f, g, o = gr[:H], gr[H : 2 * H], gr[2 * H : 3 * H], gr[3 * H :]
-            for j in range(H):
-                i[j] = sigmoid_fast(i[j])
-            for j in range(H):
-                f[j] = sigmoid_fast(f[j])
-            for j in range(H):
-                g[j] = tanh_fast(g[j])
-            for j in range(H):
-                o[j] = sigmoid_fast(o[j])
+            _activate(i, f, g, o)
             for j in range(H):
                 c_out[j] = f[j] * c_prev[j] + i[j] * g[j]
             for j in range(H):
