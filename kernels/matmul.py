@@ -24,6 +24,10 @@ AVX-512), float32, one thread, with ``python -m benchmarks.kernels --only gemm``
 
 BLAS still wins at every shape class measured, so ``matmul`` below computes with it and this
 GEMM is the measured alternative, for learning and comparison.
+
+The same microkernels, with 16-row tiles, also serve the LSTM (kernels/rnn.py), where BLAS
+loses: ``sliver_product`` multiplies weights packed once by a new small operand at every
+step, and ``blocked_product`` takes the weight gradients with both operands read in place.
 """
 
 from __future__ import annotations
@@ -207,9 +211,9 @@ def pack_slivers(w, out):
 def sliver_product(a, b, c):
     """c = A @ B on packed operands. a (SA, K, MR): A as MR-row slivers (pack_slivers);
     b (SB, Kb, NR): B as NR-column slivers, b[s, k, j] = B[k, s*NR + j] (rows from K on, if
-    Kb > K, are not read); c (SB, SA*MR, NR),
-    c[s, i, j] = C[i, s*NR + j]. Each (sliver of A, sliver of B) tile is one microkernel call
-    writing MR*NR contiguous elements of c: no copy on either side."""
+    Kb > K, are not read); c (SB, SA*MR, NR), c[s, i, j] = C[i, s*NR + j]. Each (sliver of A,
+    sliver of B) tile is one microkernel call writing MR*NR contiguous elements of c: no copy
+    on either side."""
     MR, NR = _sliver_tile_of(c)
     SA, K, _ = a.shape
     SB, Kb, _ = b.shape
