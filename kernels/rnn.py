@@ -38,7 +38,7 @@ import numpy as np
 from numba import prange
 
 from kernels import _validate
-from kernels._config import inlined_overload, kernel
+from kernels._config import kernel
 from kernels._math import cast_like, sigmoid_fast, tanh_fast
 from kernels.matmul import (
     _sliver_tile,
@@ -92,9 +92,10 @@ from kernels.matmul import (
 # the layer figures; by_slivers says when the LSTM runs by steps instead.
 
 
+@kernel
 def _activate(i, f, g, o):
     """The LSTM's gates activated in place (1-D views of their pre-activations): sigmoid for
-    i, f and o, tanh for g. Inlined into both forward kernels."""
+    i, f and o, tanh for g. Called by both forward kernels (see _cell_backward on calls)."""
     for q in range(i.size):
         i[q] = sigmoid_fast(i[q])
     for q in range(f.size):
@@ -105,17 +106,14 @@ def _activate(i, f, g, o):
         o[q] = sigmoid_fast(o[q])
 
 
-@inlined_overload(_activate)
-def _activate_overload(i, f, g, o):
-    return _activate
-
-
+@kernel
 def _cell_backward(i, f, g, o, tc, c_prev, dht, dct, di, df, dg, do, dc_prev):
     """One LSTM cell's backward over n units (1-D views: a batch row by steps, or a whole
     sliver by slivers). dht and dct hold the gradients reaching h_t and c_t from outside the
     cell and from the step after; out: the gates' gradients di, df, dg, do (of their
-    pre-activations) and dc_prev, the gradient of c_{t-1}. tc is tanh(c_t). Inlined into both
-    backward kernels, as the math helpers are (the by-steps one calls it per batch row)."""
+    pre-activations) and dc_prev, the gradient of c_{t-1}. tc is tanh(c_t). Called by both
+    backward kernels: inlined into them instead, it ran no faster (the by-steps kernel calls
+    it per batch row and step) and added about 20 s to a cold precompile."""
     one = cast_like(1.0, dct)
     for q in range(dct.size):
         dct[q] += dht[q] * o[q] * (one - tc[q] * tc[q])
@@ -129,11 +127,6 @@ def _cell_backward(i, f, g, o, tc, c_prev, dht, dct, di, df, dg, do, dc_prev):
         do[q] = dht[q] * tc[q] * o[q] * (one - o[q])
     for q in range(dct.size):
         dc_prev[q] = dct[q] * f[q]
-
-
-@inlined_overload(_cell_backward)
-def _cell_backward_overload(i, f, g, o, tc, c_prev, dht, dct, di, df, dg, do, dc_prev):
-    return _cell_backward
 
 
 # The backward takes the weight gradients every few steps, as many as make CHUNK batch rows
