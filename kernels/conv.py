@@ -12,8 +12,12 @@ Backward, with dY_g = dout for group g laid out as (O/G, B*OH*OW):
     dcols  = W_g^T @ dY_g, scattered back (col2im, the transpose of im2col) into dx
     dbias  = dout summed over B, OH, OW
 The columns are recomputed in backward rather than saved: they are KH*KW times the input.
-3x3 convolutions with stride 1 and enough channels and width run Winograd F(2x2, 3x3)
-instead (kernels/conv_winograd.py, where the dispatch rule and its measurements are).
+
+Two other algorithms take over where they measure faster, each module with its rule and its
+measurements: convolutions with stride 1, no dilation or groups, 16 channels or more and a
+batch that fills slivers of 16 images run directly on the batch-sliver layout
+(kernels/conv_direct.py, no im2col); other 3x3 convolutions with stride 1 and enough channels
+and width run Winograd F(2x2, 3x3) (kernels/conv_winograd.py).
 im2col and col2im run one prange iteration per (b, c) input plane: col2im adds only into
 plane (b, c) of dx, so iterations never write the same memory.
 """
@@ -23,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from kernels import _validate, conv_winograd
+from kernels import _validate, conv_direct, conv_winograd
 from kernels._config import kernel
 from kernels._math import cast_like
 
@@ -223,6 +227,10 @@ def conv2d_forward_keeping_columns(
     if bias is not None and bias.shape != (o,):
         raise ValueError(f"conv2d: bias of shape {bias.shape} does not match {o} output channels")
     b = x.shape[0]
+    pads = _direct_pads(x, w, k, s, p, d, groups, (oh, ow))
+    if pads is not None:
+        out, xs = conv_direct.forward(x, w, bias, pads)
+        return out, (xs if xs.nbytes <= max_bytes else None)
     if x.size and conv_winograd.applies(k, s, d, groups, x.shape[1], o, ow):
         return conv_winograd.forward(x, w, bias, p, (oh, ow)), None
     cols = im2col(x, k, s, p, d, groups, (oh, ow))
@@ -235,6 +243,22 @@ def conv2d_forward_keeping_columns(
             out_t.reshape(o, b, oh * ow), zero if bias is None else bias, out.reshape(b, o, -1)
         )
     return out, (cols if cols.nbytes <= max_bytes else None)
+
+
+def _direct_pads(x, w, kernel_hw, stride_hw, pad_tl, dilation_hw, groups, out_hw):
+    """(top, bottom, left, right) padding when kernels/conv_direct.py takes this convolution,
+    else None. With stride 1 and no dilation, the bottom (right) padding is what the output
+    size leaves: OH + KH - 1 = top + H + bottom."""
+    if not x.size:
+        return None
+    (kh, kw), (oh, ow) = kernel_hw, out_hw
+    top, left = pad_tl
+    pads = (top, oh + kh - 1 - x.shape[2] - top, left, ow + kw - 1 - x.shape[3] - left)
+    b, c = x.shape[:2]
+    ok = conv_direct.applies(
+        kernel_hw, stride_hw, dilation_hw, groups, pads, b, c, w.shape[0], x.dtype
+    )
+    return pads if ok else None
 
 
 def _check_backward(x, w, dout, stride, padding, dilation, groups):
@@ -276,6 +300,12 @@ def conv2d_backward(
     ``cols`` are the forward's im2col columns, if it kept them."""
     k, s, p, d, (oh, ow) = _check_backward(x, w, dout, stride, padding, dilation, groups)
     b, o = x.shape[0], w.shape[0]
+    pads = _direct_pads(x, w, k, s, p, d, groups, (oh, ow))
+    if pads is not None:
+        kept = (
+            cols if cols is not None and cols.shape == conv_direct.sliver_shape(x, pads) else None
+        )
+        return conv_direct.backward(x, w, dout, pads, need, kept)
     if x.size and conv_winograd.applies(k, s, d, groups, x.shape[1], o, ow):
         dx, dw = conv_winograd.backward(x, w, dout, p, (oh, ow), need)
         return dx, dw, dout.sum(axis=(0, 2, 3)) if need[2] else None

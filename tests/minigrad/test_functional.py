@@ -210,6 +210,12 @@ def test_set_num_threads_validates():
         mg.set_num_threads(0)
 
 
+def test_direct_conv_path_gradchecks():
+    # 16 channels and a batch of 8 (one full float64 sliver): kernels/conv_direct.py
+    x, w, b = t64(8, 16, 4, 5), t64(16, 16, 3, 3, seed=1), t64(16, seed=2)
+    gradcheck(lambda *a: F.conv2d(*a, padding=1), [x, w, b], mode="directional")
+
+
 def test_winograd_conv_path_gradchecks():
     # 8 channels and width 16: kernels/conv_winograd.py computes this one
     x, w, b = t64(1, 8, 16, 16), t64(8, 8, 3, 3, seed=1), t64(8, seed=2)

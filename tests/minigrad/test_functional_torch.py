@@ -31,6 +31,11 @@ CASES = {
         arrays((1, 4, 9, 9), (6, 2, 3, 3)),
         {},
     ),
+    "conv2d_direct": (  # a batch of 16, 16 channels: kernels/conv_direct.py
+        lambda f, x, w, b: f.conv2d(x, w, b, padding=(2, 1)),
+        arrays((16, 16, 5, 6), (16, 16, 3, 3), (16,)),
+        {},
+    ),
     "conv2d_same_even": (
         lambda f, x, w: f.conv2d(x, w, padding="same"),
         arrays((1, 2, 6, 7), (3, 2, 4, 2)),
