@@ -16,7 +16,7 @@ The columns are recomputed in backward rather than saved: they are KH*KW times t
 Two other algorithms take over where they measure faster, each module with its rule and its
 measurements: convolutions with stride 1, no dilation or groups, 16 channels or more and a
 batch that fills slivers of 16 images run directly on the batch-sliver layout
-(kernels/conv_direct.py, no im2col); other 3x3 convolutions with stride 1 and enough channels
+(kernels/conv_slivers.py, no im2col); other 3x3 convolutions with stride 1 and enough channels
 and width run Winograd F(2x2, 3x3) (kernels/conv_winograd.py).
 im2col and col2im run one prange iteration per (b, c) input plane: col2im adds only into
 plane (b, c) of dx, so iterations never write the same memory.
@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from kernels import _validate, conv_direct, conv_winograd
+from kernels import _validate, conv_slivers, conv_winograd
 from kernels._config import kernel
 from kernels._math import cast_like
 
@@ -229,7 +229,7 @@ def conv2d_forward_keeping_columns(
     b = x.shape[0]
     pads = _direct_pads(x, w, k, s, p, d, groups, (oh, ow))
     if pads is not None:
-        out, xs = conv_direct.forward(x, w, bias, pads)
+        out, xs = conv_slivers.forward(x, w, bias, pads)
         return out, (xs if xs.nbytes <= max_bytes else None)
     if x.size and conv_winograd.applies(k, s, d, groups, x.shape[1], o, ow):
         return conv_winograd.forward(x, w, bias, p, (oh, ow)), None
@@ -246,7 +246,7 @@ def conv2d_forward_keeping_columns(
 
 
 def _direct_pads(x, w, kernel_hw, stride_hw, pad_tl, dilation_hw, groups, out_hw):
-    """(top, bottom, left, right) padding when kernels/conv_direct.py takes this convolution,
+    """(top, bottom, left, right) padding when kernels/conv_slivers.py takes this convolution,
     else None. With stride 1 and no dilation, the bottom (right) padding is what the output
     size leaves: OH + KH - 1 = top + H + bottom."""
     if not x.size:
@@ -255,7 +255,7 @@ def _direct_pads(x, w, kernel_hw, stride_hw, pad_tl, dilation_hw, groups, out_hw
     top, left = pad_tl
     pads = (top, oh + kh - 1 - x.shape[2] - top, left, ow + kw - 1 - x.shape[3] - left)
     b, c = x.shape[:2]
-    ok = conv_direct.applies(
+    ok = conv_slivers.applies(
         kernel_hw, stride_hw, dilation_hw, groups, pads, b, c, w.shape[0], x.dtype
     )
     return pads if ok else None
@@ -303,9 +303,11 @@ def conv2d_backward(
     pads = _direct_pads(x, w, k, s, p, d, groups, (oh, ow))
     if pads is not None:
         kept = (
-            cols if cols is not None and cols.shape == conv_direct.sliver_shape(x, pads) else None
+            cols
+            if cols is not None and cols.shape == conv_slivers.sliver_shape(x, pads, k)
+            else None
         )
-        return conv_direct.backward(x, w, dout, pads, need, kept)
+        return conv_slivers.backward(x, w, dout, pads, need, kept)
     if x.size and conv_winograd.applies(k, s, d, groups, x.shape[1], o, ow):
         dx, dw = conv_winograd.backward(x, w, dout, p, (oh, ow), need)
         return dx, dw, dout.sum(axis=(0, 2, 3)) if need[2] else None

@@ -211,7 +211,7 @@ def test_set_num_threads_validates():
 
 
 def test_direct_conv_path_gradchecks():
-    # 16 channels and a batch of 8 (one full float64 sliver): kernels/conv_direct.py
+    # 16 channels and a batch of 8 (one full float64 sliver): kernels/conv_slivers.py
     x, w, b = t64(8, 16, 4, 5), t64(16, 16, 3, 3, seed=1), t64(16, seed=2)
     gradcheck(lambda *a: F.conv2d(*a, padding=1), [x, w, b], mode="directional")
 

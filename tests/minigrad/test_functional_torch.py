@@ -31,7 +31,7 @@ CASES = {
         arrays((1, 4, 9, 9), (6, 2, 3, 3)),
         {},
     ),
-    "conv2d_direct": (  # a batch of 16, 16 channels: kernels/conv_direct.py
+    "conv2d_direct": (  # a batch of 16, 16 channels: kernels/conv_slivers.py
         lambda f, x, w, b: f.conv2d(x, w, b, padding=(2, 1)),
         arrays((16, 16, 5, 6), (16, 16, 3, 3), (16,)),
         {},

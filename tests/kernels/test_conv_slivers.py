@@ -1,4 +1,4 @@
-"""kernels/conv_direct.py: the direct convolution on batch slivers, against the NumPy twin.
+"""kernels/conv_slivers.py: the direct convolution on batch slivers, against the NumPy twin.
 
 Its shapes are ones that conv2d dispatches to it (kernels/conv.py, _direct_pads): they are
 checked to take that path, so that a change of rule cannot quietly leave it untested.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels import conv, conv_direct
+from kernels import conv, conv_slivers
 from kernels.twins import conv as t_conv
 
 from .test_kernels import DTYPES, arr, same
@@ -105,7 +105,7 @@ def test_direct_conv_dispatch_rule():
 
     def takes(b=32, c=16, o=16, k=(3, 3), s=(1, 1), d=(1, 1), g=1, pads=(1, 1, 1, 1),
               dtype=np.float32):  # fmt: skip
-        return conv_direct.applies(k, s, d, g, pads, b, c, o, dtype)
+        return conv_slivers.applies(k, s, d, g, pads, b, c, o, dtype)
 
     assert takes() and takes(b=64, c=32, o=64) and takes(b=12) and takes(b=24, dtype=np.float64)
     assert not takes(b=1) and not takes(b=8) and not takes(b=20)  # 20 of 32 images: 62 %
