@@ -218,8 +218,9 @@ def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1):
 def conv2d_forward_keeping_columns(
     x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, max_bytes=16 << 20
 ):
-    """conv2d_forward that also returns the im2col columns when they take at most
-    ``max_bytes`` (else None), so that the backward can reuse them instead of recomputing:
+    """conv2d_forward that also returns the im2col columns (on the batch-sliver path: x in the
+    channels-inner sliver layout) when they take at most ``max_bytes`` (else None), so that
+    the backward can reuse them instead of recomputing:
     (out, cols). Winograd layers return no columns."""
     _validate.floats("conv2d", input=x, weight=w, bias=bias)
     k, s, p, d, (oh, ow) = _geometry("conv2d", x, w, stride, padding, dilation, groups)
@@ -229,8 +230,9 @@ def conv2d_forward_keeping_columns(
     b = x.shape[0]
     pads = _direct_pads(x, w, k, s, p, d, groups, (oh, ow))
     if pads is not None:
-        out, xs = conv_slivers.forward(x, w, bias, pads)
-        return out, (xs if xs.nbytes <= max_bytes else None)
+        # kept for the weight gradient: x in the channels-inner sliver layout, not im2col's
+        kept = conv_slivers.sliver_shape(x, pads, k, channels_inner=True)
+        return conv_slivers.forward(x, w, bias, pads, np.prod(kept) * x.itemsize <= max_bytes)
     if x.size and conv_winograd.applies(k, s, d, groups, x.shape[1], o, ow):
         return conv_winograd.forward(x, w, bias, p, (oh, ow)), None
     cols = im2col(x, k, s, p, d, groups, (oh, ow))
@@ -302,12 +304,10 @@ def conv2d_backward(
     b, o = x.shape[0], w.shape[0]
     pads = _direct_pads(x, w, k, s, p, d, groups, (oh, ow))
     if pads is not None:
-        kept = (
-            cols
-            if cols is not None and cols.shape == conv_slivers.sliver_shape(x, pads, k)
-            else None
-        )
-        return conv_slivers.backward(x, w, dout, pads, need, kept)
+        kept = conv_slivers.sliver_shape(x, pads, k, channels_inner=True)
+        if cols is None or cols.shape != kept:  # not that layout: computed again
+            cols = None
+        return conv_slivers.backward(x, w, dout, pads, need, cols)
     if x.size and conv_winograd.applies(k, s, d, groups, x.shape[1], o, ow):
         dx, dw = conv_winograd.backward(x, w, dout, p, (oh, ow), need)
         return dx, dw, dout.sum(axis=(0, 2, 3)) if need[2] else None

@@ -87,50 +87,101 @@ JB = 16
 
 
 @kernel(parallel=True)
-def _to_slivers(x, top, left, xs):
-    # x (B, C, H, W) -> xs (S, Hp, Wp, Cp, NR), zero where padded (rows, columns, channels
-    # from C on, images from B on). One prange iteration per (sliver, padded row).
-    MR, NR = _sliver_tile_of(xs)
+def _to_slivers(x, top, left, xs, xh):
+    # x (B, C, H, W) -> xs (S, Hp, Wp, Cp, NR), the images innermost, and xh (S, Hp, Wp, NR,
+    # Cp), the channels innermost (either may be empty: not wanted), zero where padded
+    # (rows, columns, channels from C on, images from B on). One prange iteration per
+    # (sliver, padded row).
+    MR, NR = _sliver_tile_of(x)
     B, C, H, W = x.shape
-    S, Hp, Wp, Cp, _ = xs.shape
+    S, Hp = (xs.shape[0], xs.shape[1]) if xs.size else (xh.shape[0], xh.shape[1])
     for job in prange(S * Hp):
         s, hp = job // Hp, job % Hp
         h = hp - top
-        row = xs[s, hp]
-        if h < 0 or h >= H:
-            row[:] = 0.0
+        lanes = min(NR, B - s * NR)
+        if xs.size:
+            _row_images_inner(x, s, h, left, lanes, xs[s, hp])
+        if xh.size:
+            _row_channels_inner(x, s, h, left, lanes, xh[s, hp])
+
+
+@kernel
+def _row_images_inner(x, s, h, left, lanes, row):
+    # row (Wp, Cp, NR) = padded row h of the images of sliver s, images innermost
+    MR, NR = _sliver_tile_of(x)
+    B, C, H, W = x.shape
+    Wp, Cp = row.shape[0], row.shape[1]
+    if h < 0 or h >= H:
+        row[:] = 0.0
+        return
+    for wp in range(left):
+        row[wp] = 0.0
+    for wp in range(left + W, Wp):
+        row[wp] = 0.0
+    for wp in range(left, left + W):
+        for c in range(C, Cp):
+            row[wp, c] = 0.0
+    if lanes < NR:  # a sliver with missing images
+        for wp in range(left, left + W):
+            for c in range(C):
+                for lane in range(NR):
+                    row[wp, c, lane] = x[s * NR + lane, c, h, wp - left] if lane < lanes else 0.0
+        return
+    buf = np.empty((NR, JB), x.dtype)
+    for c in range(C):
+        w0 = 0
+        while w0 + JB <= W:
+            for lane in range(NR):
+                src = x[s * NR + lane, c, h]
+                for k in range(JB):
+                    buf[lane, k] = src[np.uint64(w0 + k)]
+            for k in range(JB):
+                dst = row[left + w0 + k, c]
+                for lane in range(NR):
+                    dst[lane] = buf[lane, k]
+            w0 += JB
+        for w in range(w0, W):
+            dst = row[left + w, c]
+            for lane in range(NR):
+                dst[lane] = x[s * NR + lane, c, h, w]
+
+
+@kernel
+def _row_channels_inner(x, s, h, left, lanes, row):
+    # row (Wp, NR, Cp) = padded row h of the images of sliver s, channels innermost: for each
+    # image, blocks of JB channels x JB columns pass through a buffer
+    MR, NR = _sliver_tile_of(x)
+    B, C, H, W = x.shape
+    Wp, Cp = row.shape[0], row.shape[2]
+    if h < 0 or h >= H:
+        row[:] = 0.0
+        return
+    for wp in range(left):
+        row[wp] = 0.0
+    for wp in range(left + W, Wp):
+        row[wp] = 0.0
+    buf = np.empty((JB, JB), x.dtype)  # (channel, column)
+    for lane in range(NR):
+        if lane >= lanes:
+            for wp in range(left, left + W):
+                row[wp, lane] = 0.0
             continue
-        for wp in range(left):
-            row[wp] = 0.0
-        for wp in range(left + W, Wp):
-            row[wp] = 0.0
+        image = x[s * NR + lane]
         for wp in range(left, left + W):
             for c in range(C, Cp):
-                row[wp, c] = 0.0
-        if B - s * NR < NR:  # a sliver with missing images
-            for wp in range(left, left + W):
-                for c in range(C):
-                    for lane in range(NR):
-                        b = s * NR + lane
-                        row[wp, c, lane] = x[b, c, h, wp - left] if b < B else 0.0
-            continue
-        buf = np.empty((NR, JB), x.dtype)
-        for c in range(C):
-            w0 = 0
-            while w0 + JB <= W:
-                for lane in range(NR):
-                    src = x[s * NR + lane, c, h]
-                    for k in range(JB):
-                        buf[lane, k] = src[np.uint64(w0 + k)]
-                for k in range(JB):
-                    dst = row[left + w0 + k, c]
-                    for lane in range(NR):
-                        dst[lane] = buf[lane, k]
-                w0 += JB
-            for w in range(w0, W):
-                dst = row[left + w, c]
-                for lane in range(NR):
-                    dst[lane] = x[s * NR + lane, c, h, w]
+                row[wp, lane, c] = 0.0
+        for c0 in range(0, C, JB):
+            nc = min(JB, C - c0)
+            for w0 in range(0, W, JB):
+                n = min(JB, W - w0)
+                for kc in range(nc):
+                    src = image[c0 + kc, h]
+                    for k in range(n):
+                        buf[kc, k] = src[np.uint64(w0 + k)]
+                for k in range(n):
+                    dst = row[left + w0 + k, lane]
+                    for kc in range(nc):
+                        dst[np.uint64(c0 + kc)] = buf[kc, k]
 
 
 @kernel
@@ -212,17 +263,14 @@ def _convolve(xs, wt, KH, KW, bias, out):
 
 
 @kernel(parallel=True)
-def _grad_to_slivers(dout, top, left, dys, dyh, partial_bias):
-    # dout (B, O, OH, OW) -> dys (S, Hq, Wq, O, NR), at offset (top, left), the input of the
-    # input gradient's convolution; dyh (S, OH, OW, NR, Op), channels innermost, for the weight
-    # gradient (either may be empty: not wanted); partial_bias[job, o]: dout summed over the
-    # row of this iteration, one per (sliver, output row). Each run of JB columns of dout is
-    # read once, into a buffer of NR images x JB columns, and written from there to both.
+def _grad_to_slivers(dout, top, left, dys, partial_bias):
+    # dout (B, O, OH, OW) -> dys (S, Hq, Wq, Op, NR) at offset (top, left), channels from O
+    # on zero (the border: _zero_border); partial_bias[job, o]: dout summed over the row of
+    # this iteration, one per (sliver, output row). Each run of JB columns of dout is read once
+    # into a buffer of NR images x JB columns, summed, and written from there.
     MR, NR = _sliver_tile_of(dout)
     B, O, OH, OW = dout.shape
-    S = partial_bias.shape[0] // OH
-    with_dys, with_dyh = dys.size > 0, dyh.size > 0
-    Op = dyh.shape[4]
+    S, _, _, Op, _ = dys.shape
     for job in prange(S * OH):
         s, i = job // OH, job % OH
         lanes = min(NR, B - s * NR)
@@ -244,25 +292,17 @@ def _grad_to_slivers(dout, top, left, dys, dyh, partial_bias):
                 for lane in range(NR):  # rows summed in the dtype, vectorized
                     for k in range(n):
                         sums[k] += buf[lane, k]
-                if with_dys:
-                    for k in range(n):
-                        dst = dys[s, top + i, left + j0 + k, o]
-                        for lane in range(NR):
-                            dst[lane] = buf[lane, k]
-                if with_dyh:
-                    for k in range(n):
-                        dst = dyh[s, i, j0 + k]
-                        for lane in range(NR):
-                            dst[lane, o] = buf[lane, k]
+                for k in range(n):
+                    dst = dys[s, top + i, left + j0 + k, o]
+                    for lane in range(NR):
+                        dst[lane] = buf[lane, k]
             total = 0.0
             for k in range(JB):
                 total += sums[k]
             partial_bias[job, o] = total
-        if with_dyh:
-            for j in range(OW):
-                for lane in range(NR):
-                    for o in range(O, Op):
-                        dyh[s, i, j, lane, o] = 0.0
+        for j in range(OW):
+            for o in range(O, Op):
+                dys[s, top + i, left + j, o] = 0.0
 
 
 @kernel
@@ -278,15 +318,15 @@ def _zero_border(dys, top, left, OH, OW):
 
 
 @kernel(parallel=True)
-def _weight_grad(xs, dyh, KH, KW, groups, part):
-    # part[g, u*KW + v, cb, ob] (MR, NR) += the (c, o) tile of sum over the positions of group g
-    # of xs[s, i+u, j+v, c, l] * dyh[s, i, j, l, o]; one prange iteration per group of
-    # (sliver, output row) jobs, each with its own partial sum.
-    MR, NR = _sliver_tile_of(dyh)
-    S, Hp, Wp, Cp, _ = xs.shape
-    _, OH, OW, _, Op = dyh.shape
-    xp = xs.reshape(xs.size)
-    yp = dyh.reshape(dyh.size)
+def _weight_grad(dys, xh, top, left, KH, KW, OH, OW, groups, part):
+    # part[g, u*KW + v, ob, cb] (MR, NR) = the (o, c) tile of the sum over the positions
+    # (s, i, j) of group g and images l of dys[s, top+i, left+j, o, l] * xh[s, i+u, j+v, l, c].
+    # One prange iteration per group of (sliver, output row) jobs, each with its own partial.
+    MR, NR = _sliver_tile_of(dys)
+    S, Hq, Wq, Op, _ = dys.shape
+    _, Hp, Wp, _, Cp = xh.shape
+    ap = dys.reshape(dys.size)
+    bp = xh.reshape(xh.size)
     jobs = S * OH
     for g in prange(groups):
         out = part[g]
@@ -294,17 +334,17 @@ def _weight_grad(xs, dyh, KH, KW, groups, part):
         flat = out.reshape(out.size)
         for job in range((g * jobs) // groups, ((g + 1) * jobs) // groups):
             s, i = job // OH, job % OH
-            pb0 = ((s * OH + i) * OW) * NR * Op
+            pa0 = (((s * Hq + top + i) * Wq + left) * Op) * NR
             for u in range(KH):
                 for v in range(KW):
-                    pa0 = (((s * Hp + i + u) * Wp + v) * Cp) * NR
-                    for cb in range(Cp // MR):
-                        for ob in range(Op // NR):
-                            o = ((((u * KW + v) * (Cp // MR) + cb) * (Op // NR)) + ob) * MR * NR
+                    pb0 = (((s * Hp + i + u) * Wp + v) * NR) * Cp
+                    for ob in range(Op // MR):
+                        for cb in range(Cp // NR):
+                            o = ((((u * KW + v) * (Op // MR) + ob) * (Cp // NR)) + cb) * MR * NR
                             _micro_strided(
-                                xp, np.uint64(pa0 + cb * MR * NR), np.uint64(NR), NR,
-                                np.uint64((Cp - 1) * NR),
-                                yp, np.uint64(pb0 + ob * NR), np.uint64(Op), np.uint64(0), OW,
+                                ap, np.uint64(pa0 + ob * MR * NR), np.uint64(NR), NR,
+                                np.uint64((Op - 1) * NR),
+                                bp, np.uint64(pb0 + cb * NR), np.uint64(Cp), np.uint64(0), OW,
                                 flat[o : o + MR * NR],
                             )  # fmt: skip
 
@@ -502,39 +542,39 @@ def _winograd_grad_input(dys, ut, TH, TW, parity, dxs):
 
 
 @kernel(parallel=True)
-def _winograd_grad_weight(xs, dyh, TH, TW, groups, part):
-    # part[g, e, cb, ob] (MR, NR) = the (c, o) tile of dU[e]^T summed over the tiles of
-    # group g: V[e, t] (Cp, NR) times dMh[e, t] (NR, Op), dMh the grad-output transform of
-    # dyh (S, 2TH, 2TW, NR, Op), whose vectors keep the channels innermost. The microkernel
-    # reads V's rows c and dMh's rows (t, l) in place.
-    MR, NR = _sliver_tile_of(dyh)
-    S, _, _, Cp, _ = xs.shape
-    Op = dyh.shape[4]
-    jobs = S * TH
+def _winograd_grad_weight(dys, xh, TH, TW, groups, part):
+    # part[g, e, ob, cb] (MR, NR) = the (o, c) tile of dU[e] summed over the tiles of group g:
+    # dM[e, t] (Op, NR), the grad-output transform of dys (S, 2TH, 2TW, Op, NR), times
+    # Vh[e, t] (NR, Cp), the input transform of xh, whose vectors keep the channels
+    # innermost. The microkernel reads dM's rows o and Vh's rows (t, l) in place.
+    MR, NR = _sliver_tile_of(dys)
+    Op = dys.shape[3]
+    Cp = xh.shape[4]
+    jobs = dys.shape[0] * TH
     for g in prange(groups):
         out = part[g]
         out[:] = 0.0
         flat = out.reshape(out.size)
-        E = np.empty((4, 4, Cp * NR), dyh.dtype)
-        V = np.empty((16, TB, Cp * NR), dyh.dtype)
-        P = np.empty((2, 4, NR * Op), dyh.dtype)
-        D = np.empty((16, TB, NR * Op), dyh.dtype)
+        E = np.empty((4, 4, NR * Cp), dys.dtype)
+        V = np.empty((16, TB, NR * Cp), dys.dtype)
+        P = np.empty((2, 4, Op * NR), dys.dtype)
+        D = np.empty((16, TB, Op * NR), dys.dtype)
         vp = V.reshape(V.size)
         dp = D.reshape(D.size)
         for job in range((g * jobs) // groups, ((g + 1) * jobs) // groups):
             s, ty = job // TH, job % TH
             for tx0 in range(0, TW, TB):
                 nt = min(TB, TW - tx0)
-                _input_tiles(xs, s, ty, tx0, nt, E, V)
-                _grad_output_tiles(dyh, s, ty, tx0, nt, P, D)
+                _input_tiles(xh, s, ty, tx0, nt, E, V)
+                _grad_output_tiles(dys, s, ty, tx0, nt, P, D)
                 for e in range(16):
-                    for cb in range(Cp // MR):
-                        for ob in range(Op // NR):
-                            o = ((e * (Cp // MR) + cb) * (Op // NR) + ob) * MR * NR
+                    for ob in range(Op // MR):
+                        for cb in range(Cp // NR):
+                            o = ((e * (Op // MR) + ob) * (Cp // NR) + cb) * MR * NR
                             _micro_strided(
-                                vp, np.uint64((e * TB * Cp + cb * MR) * NR), np.uint64(NR), NR,
-                                np.uint64((Cp - 1) * NR),
-                                dp, np.uint64(e * TB * NR * Op + ob * NR), np.uint64(Op),
+                                dp, np.uint64((e * TB * Op + ob * MR) * NR), np.uint64(NR), NR,
+                                np.uint64((Op - 1) * NR),
+                                vp, np.uint64(e * TB * NR * Cp + cb * NR), np.uint64(Cp),
                                 np.uint64(0), nt, flat[o : o + MR * NR],
                             )  # fmt: skip
 
@@ -547,31 +587,18 @@ def _filters(w, rows, channels):
     return wt.reshape(rows, -1)
 
 
-def _winograd_filters(w, rows, transposed=False):
-    """The 16 transformed filters U[e] = (G g G^T)[e] (O, C), packed as the microkernel reads
-    them: (16, rows/MR, C, MR), rows >= O zero; transposed: U[e]^T, (16, rows/MR, O, MR) with
-    rows >= C zero. One product: U[(i, j)] = sum over (k, l) of (G kron G)[(i, j), (k, l)]
-    g[k, l] (measured 5x faster than G @ w @ G^T on NumPy's batched matmul)."""
+def _winograd_filters(w, rows, depth):
+    """The 16 transformed filters U[e] = (G w G^T)[e], each (O, C) zero padded to
+    (rows, depth) and packed as the microkernel reads them: (16, rows/MR, depth, MR). One
+    product: U[(i, j)] = the sum over (k, l) of (G kron G)[(i, j), (k, l)] w[k, l] (measured
+    5x faster than G @ w @ G^T on NumPy's batched matmul). For the input gradient pass the
+    filters transposed (C, O, 3, 3)."""
     o, c = w.shape[:2]
     mr, _ = _sliver_tile(w.dtype)
     u = (w.reshape(o * c, 9) @ _G_KRON.T.astype(w.dtype)).T.reshape(16, o, c)
-    if transposed:
-        u = u.transpose(0, 2, 1)
-    full = np.zeros((16, rows, u.shape[2]), w.dtype)
-    full[:, : u.shape[1]] = u
-    return np.ascontiguousarray(full.reshape(16, rows // mr, mr, -1).transpose(0, 1, 3, 2))
-
-
-def sliver_shape(x, pads, kernel_hw):
-    """The shape of x in the sliver layout, padded by pads (top, bottom, left, right); for
-    Winograd, to whole tiles (2TH + 2 rows, 2TW + 2 columns)."""
-    b, c, h, w = x.shape
-    mr, nr = _sliver_tile(x.dtype)
-    top, bottom, left, right = pads
-    hp, wp = h + top + bottom, w + left + right
-    if winograd(kernel_hw):
-        hp, wp = 2 * ((hp - 1) // 2) + 2, 2 * ((wp - 1) // 2) + 2
-    return (-(-b // nr), hp, wp, _round_up(c, mr), nr)
+    full = np.zeros((16, rows, depth), w.dtype)
+    full[:, :o, :c] = u
+    return np.ascontiguousarray(full.reshape(16, rows // mr, mr, depth).transpose(0, 1, 3, 2))
 
 
 def winograd(kernel_hw) -> bool:
@@ -579,33 +606,51 @@ def winograd(kernel_hw) -> bool:
     return tuple(kernel_hw) == (3, 3)
 
 
-def _input_slivers(x, pads, kernel_hw):
-    """x in the sliver layout, padded on every side as the convolution needs."""
-    xs = np.empty(sliver_shape(x, pads, kernel_hw), x.dtype)
-    _to_slivers(x, pads[0], pads[2], xs)
-    return xs
+def sliver_shape(x, pads, kernel_hw, channels_inner=False):
+    """The shape of x in the sliver layout (xs, or xh with channels_inner), padded by pads
+    (top, bottom, left, right); for Winograd, to whole tiles (2TH + 2 rows, 2TW + 2)."""
+    b, c, h, w = x.shape
+    mr, nr = _sliver_tile(x.dtype)
+    top, bottom, left, right = pads
+    hp, wp = h + top + bottom, w + left + right
+    if winograd(kernel_hw):
+        hp, wp = 2 * ((hp - 1) // 2) + 2, 2 * ((wp - 1) // 2) + 2
+    s, cp = -(-b // nr), _round_up(c, mr)
+    return (s, hp, wp, nr, cp) if channels_inner else (s, hp, wp, cp, nr)
 
 
-def forward(x, w, bias, pads):
-    """(out, xs): conv2d's output, and x in the sliver layout, which the backward reuses."""
+def _slivers(x, pads, kernel_hw, images_inner, channels_inner):
+    """(xs, xh): x in either sliver layout, or None where not wanted, in one pass over x."""
+    shapes = [
+        sliver_shape(x, pads, kernel_hw, inner) if wanted else (0,) * 5
+        for inner, wanted in ((False, images_inner), (True, channels_inner))
+    ]
+    xs, xh = (np.empty(shape, x.dtype) for shape in shapes)
+    _to_slivers(x, pads[0], pads[2], xs, xh)
+    return (xs if images_inner else None), (xh if channels_inner else None)
+
+
+def forward(x, w, bias, pads, keep=False):
+    """(out, xh): conv2d's output, and, with ``keep``, x in the channels-inner sliver layout
+    (xh), which the weight gradient reads; else None."""
     b, _, h, wd = x.shape
     o, _, kh, kw = w.shape
     mr, _ = _sliver_tile(x.dtype)
     top, bottom, left, right = pads
     oh, ow = h + top + bottom - kh + 1, wd + left + right - kw + 1
-    xs = _input_slivers(x, pads, (kh, kw))
+    xs, xh = _slivers(x, pads, (kh, kw), True, keep)
     out = np.empty((b, o, oh, ow), x.dtype)
     bias = np.zeros(o, x.dtype) if bias is None else bias
     if winograd((kh, kw)):
-        u = _winograd_filters(w, _round_up(o, mr))
+        u = _winograd_filters(w, _round_up(o, mr), xs.shape[3])
         _winograd_forward(xs, u, (oh + 1) // 2, (ow + 1) // 2, bias, out)
     else:
         _convolve(xs, _filters(w, _round_up(o, mr), xs.shape[3]), kh, kw, bias, out)
-    return out, xs
+    return out, xh
 
 
-def backward(x, w, dout, pads, need, xs=None):
-    """(dx, dw, dbias), None where ``need`` says not wanted; xs: the forward's, if kept."""
+def backward(x, w, dout, pads, need, xh=None):
+    """(dx, dw, dbias), None where ``need`` says not wanted; xh: the forward's, if kept."""
     b, c, h, wd = x.shape
     o, _, kh, kw = w.shape
     mr, nr = _sliver_tile(x.dtype)
@@ -617,49 +662,43 @@ def backward(x, w, dout, pads, need, xs=None):
     th, tw = (oh + 1) // 2, (ow + 1) // 2
     if tiles:  # dout at offset 0, zero to whole tiles
         qt = ql = 0
-        grad_hw = (2 * th, 2 * tw)
-    else:  # the input gradient's padding of dout, for the direct convolution
+        dys = np.empty((s, 2 * th, 2 * tw, op, nr), x.dtype)
+    else:  # padded by KH - 1 - top (etc.): the input of the input gradient's convolution
         qt, ql = kh - 1 - top, kw - 1 - left
-        grad_hw = (h + kh - 1, wd + kw - 1)
-    dys = np.empty((s, *grad_hw, o, nr) if need[0] else (0,) * 5, x.dtype)
-    dyh = np.empty((s, *(grad_hw if tiles else (oh, ow)), nr, op) if need[1] else (0,) * 5, x.dtype)
+        dys = np.empty((s, h + kh - 1, wd + kw - 1, op, nr), x.dtype)
     partial_bias = np.empty((s * oh, o), np.float64)
-    _grad_to_slivers(dout, qt, ql, dys, dyh, partial_bias)
-    if tiles and need[1]:
-        dyh[:, oh:] = 0.0
-        dyh[:, :, ow:] = 0.0
+    _grad_to_slivers(dout, qt, ql, dys, partial_bias)
+    _zero_border(dys, qt, ql, oh, ow)
     dx = dw = None
     if need[0]:
-        _zero_border(dys, qt, ql, oh, ow)
         dx = np.empty_like(x)
         if tiles:
             dxs = np.zeros(sliver_shape(x, pads, (kh, kw)), x.dtype)
-            ut = _winograd_filters(w, cp, transposed=True)
+            ut = _winograd_filters(w.transpose(1, 0, 2, 3), cp, op)
             _winograd_grad_input(dys, ut, th, tw, 0, dxs)
             _winograd_grad_input(dys, ut, th, tw, 1, dxs)
             _from_slivers(dxs, top, left, np.zeros(c, x.dtype), dx)
         else:
-            w2 = np.zeros((cp, kh, kw, o), w.dtype)
-            w2[:c] = w[:, :, ::-1, ::-1].transpose(1, 2, 3, 0)
+            w2 = np.zeros((cp, kh, kw, op), w.dtype)
+            w2[:c, :, :, :o] = w[:, :, ::-1, ::-1].transpose(1, 2, 3, 0)
             _convolve(dys, w2.reshape(cp, -1), kh, kw, np.zeros(c, x.dtype), dx)
     if need[1]:
-        if xs is None:
-            xs = _input_slivers(x, pads, (kh, kw))
+        if xh is None:
+            xh = _slivers(x, pads, (kh, kw), False, True)[1]
         jobs = s * (th if tiles else oh)
         groups = min(numba.get_num_threads(), jobs)
         taps = 16 if tiles else kh * kw
-        part = np.empty((groups, taps, cp // mr, op // nr, mr, nr), x.dtype)
+        part = np.empty((groups, taps, op // mr, cp // nr, mr, nr), x.dtype)
         if tiles:
-            _winograd_grad_weight(xs, dyh, th, tw, groups, part)
+            _winograd_grad_weight(dys, xh, th, tw, groups, part)
         else:
-            _weight_grad(xs, dyh, kh, kw, groups, part)
+            _weight_grad(dys, xh, qt, ql, kh, kw, oh, ow, groups, part)
         total = part.sum(axis=0) if groups > 1 else part[0]
-        # (tap, c // MR, o // NR, c % MR, o % NR) -> (tap, O, C)
-        full = total.transpose(0, 1, 3, 2, 4).reshape(taps, cp, op)[:, :c, :o].transpose(0, 2, 1)
+        # (tap, o // MR, c // NR, o % MR, c % NR) -> (tap, O, C)
+        full = total.transpose(0, 1, 3, 2, 4).reshape(taps, op, cp)[:, :o, :c]
         if tiles:  # dw = G^T dU G, as one product with G kron G (see _winograd_filters)
-            du = full.reshape(16, o * c).T
-            dw = (du @ _G_KRON.astype(x.dtype)).reshape(o, c, 3, 3)
+            dw = (full.reshape(16, o * c).T @ _G_KRON.astype(x.dtype)).reshape(o, c, 3, 3)
         else:
-            dw = np.ascontiguousarray(full.reshape(kh, kw, o, c).transpose(2, 3, 0, 1))
+            dw = np.ascontiguousarray(full.transpose(1, 2, 0).reshape(o, c, kh, kw))
     dbias = partial_bias.sum(axis=0).astype(x.dtype) if need[2] else None
     return dx, dw, dbias
