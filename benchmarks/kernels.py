@@ -31,7 +31,7 @@ import numpy as np
 import minigrad as mg
 import minigrad.nn.functional as F
 from benchmarks.harness import machine, table, time_call, torch_or_none, write_json
-from kernels import attention, conv, matmul, pool, softmax
+from kernels import attention, conv, conv_slivers, matmul, pool, softmax
 from kernels.twins import attention as t_attention
 from kernels.twins import conv as t_conv
 from kernels.twins import pool as t_pool
@@ -271,6 +271,58 @@ def gemm_table(repeats: int) -> list[dict]:
     return rows
 
 
+def conv_dispatch_table(repeats: int) -> list[dict]:
+    """conv2d fwd+bwd on batch slivers (kernels/conv_slivers.py) against the path it replaces
+    (im2col, or Winograd on (B, C, H, W)), over batch sizes and layer shapes: the measurements
+    behind conv_slivers.applies. float32, the threads as set."""
+    rows = []
+    layers = [  # (C, O, H, kernel, padding, batches)
+        (16, 16, 16, 3, 1, (8, 12, 16, 24, 32)),
+        (32, 64, 14, 3, 1, (8, 12, 16, 24, 32)),
+        (64, 64, 32, 3, 1, (8, 12, 16, 24, 32)),
+        (8, 16, 16, 3, 1, (8, 12, 16, 24, 32)),
+        (32, 32, 14, 5, 2, (8, 12, 16, 24, 32)),
+        (64, 64, 14, 1, 0, (8, 12, 16, 24, 32)),
+        (1, 32, 28, 3, 1, (16, 64)),
+        (3, 16, 28, 3, 1, (16, 64)),
+        (3, 32, 32, 5, 2, (16, 64)),
+        (8, 8, 16, 3, 1, (16, 64)),
+        (16, 4, 16, 3, 1, (16, 64)),
+    ]
+    for c, o, h, k, p, batches in layers:
+        for b in batches:
+            x, w = rand(b, c, h, h), rand(o, c, k, k) * 0.1
+            dout = np.ones((b, o, h, h), np.float32)
+
+            def step(x=x, w=w, dout=dout, p=p):
+                out, kept = conv.conv2d_forward_keeping_columns(x, w, None, 1, p)
+                conv.conv2d_backward(x, w, dout, 1, p, cols=kept)
+
+            times = {}
+            for forced in (True, False):
+                saved = conv_slivers.applies
+                conv_slivers.applies = lambda *a, forced=forced, saved=saved: (
+                    forced and saved(*a[:5], 16, 16, 16, a[8])  # everything but batch, channels
+                )
+                try:
+                    number = max(1, int(2e8 / (2 * b * o * c * k * k * h * h * 3)))
+                    times[forced] = time_call(step, number, repeats)
+                finally:
+                    conv_slivers.applies = saved
+            chosen = conv_slivers.applies((k, k), (1, 1), (1, 1), 1, (p,) * 4, b, c, o, np.float32)
+            rows.append(
+                {
+                    "layer": f"{c}->{o} {h}x{h} k{k}",
+                    "batch": b,
+                    "slivers ms": 1e3 * times[True],
+                    "other ms": 1e3 * times[False],
+                    "slivers/other": times[True] / times[False],
+                    "dispatch": "slivers" if chosen else "other",
+                }
+            )
+    return rows
+
+
 _MEMORY_PROBE = textwrap.dedent(
     """
     import os, sys, threading, time, numpy as np
@@ -330,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated: conv2d,pool,attention,cross_entropy,gemm,memory",
+        help="comma-separated: conv2d,pool,attention,cross_entropy,gemm,memory,conv_dispatch "
+        "(conv_dispatch runs only when named)",
     )
     parser.add_argument("--quick", action="store_true", help="skip the largest shapes")
     args = parser.parse_args(argv)
@@ -383,6 +436,11 @@ def main(argv: list[str] | None = None) -> int:
                     ["shape class", "gemm GFLOP/s", "BLAS GFLOP/s", "gemm % of BLAS", "dispatch"],
                 )
             )
+        if "conv_dispatch" in only:
+            run["conv_dispatch"] = conv_dispatch_table(args.repeats)
+            print(f"\nconv2d fwd+bwd on batch slivers vs the other paths, {threads} thread(s)")
+            columns = ["layer", "batch", "slivers ms", "other ms", "slivers/other", "dispatch"]
+            print(table(run["conv_dispatch"], columns))
         if (not only or "memory" in only) and not args.quick:
             run["attention_memory"] = attention_memory(threads)
             print("\ncausal attention memory:", json.dumps(run["attention_memory"]))

@@ -228,7 +228,7 @@ def conv2d_forward_keeping_columns(
     if bias is not None and bias.shape != (o,):
         raise ValueError(f"conv2d: bias of shape {bias.shape} does not match {o} output channels")
     b = x.shape[0]
-    pads = _direct_pads(x, w, k, s, p, d, groups, (oh, ow))
+    pads = _sliver_pads(x, w, k, s, p, d, groups, (oh, ow))
     if pads is not None:
         # kept for the weight gradient: x in the channels-inner sliver layout, not im2col's
         kept = conv_slivers.sliver_shape(x, pads, k, channels_inner=True)
@@ -247,7 +247,7 @@ def conv2d_forward_keeping_columns(
     return out, (cols if cols.nbytes <= max_bytes else None)
 
 
-def _direct_pads(x, w, kernel_hw, stride_hw, pad_tl, dilation_hw, groups, out_hw):
+def _sliver_pads(x, w, kernel_hw, stride_hw, pad_tl, dilation_hw, groups, out_hw):
     """(top, bottom, left, right) padding when kernels/conv_slivers.py takes this convolution,
     else None. With stride 1 and no dilation, the bottom (right) padding is what the output
     size leaves: OH + KH - 1 = top + H + bottom."""
@@ -302,7 +302,7 @@ def conv2d_backward(
     ``cols`` are the forward's im2col columns, if it kept them."""
     k, s, p, d, (oh, ow) = _check_backward(x, w, dout, stride, padding, dilation, groups)
     b, o = x.shape[0], w.shape[0]
-    pads = _direct_pads(x, w, k, s, p, d, groups, (oh, ow))
+    pads = _sliver_pads(x, w, k, s, p, d, groups, (oh, ow))
     if pads is not None:
         kept = conv_slivers.sliver_shape(x, pads, k, channels_inner=True)
         if cols is None or cols.shape != kept:  # not that layout: computed again

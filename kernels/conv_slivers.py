@@ -1,37 +1,45 @@
-"""Direct convolution on batch slivers: stride 1, no dilation, no groups, a filled batch.
+"""Convolution on batch slivers: stride 1, no dilation, no groups, a batch that fills them.
 
 x: (B, C, H, W)   w: (O, C, KH, KW)   out: (B, O, OH, OW)   NR images per sliver, S slivers
 
 The batch is cut into S = ceil(B / NR) slivers of NR images (16 in float32, 8 in float64: one
-vector register), and each tensor is laid out with the sliver's images innermost:
+vector register), and the tensors are laid out by sliver, position and channel:
 
-    xs  (S, Hp, Wp, Cp, NR)   xs[s, h, w, c, l] = x[s*NR + l, c, h - top, w - left], zero padded
-    ys  (S, OH, OW, Op, NR)   the output in the same layout; Cp, Op: C, O rounded up to MR
+    xs   (S, Hp, Wp, Cp, NR)  xs[s, h, w, c, l] = x[s*NR + l, c, h - top, w - left]: images
+                              innermost, zero padded (Cp, Op: C, O rounded up to MR rows)
+    xh   (S, Hp, Wp, NR, Cp)  the same with the channels innermost
+    dys  (S, Hq, Wq, Op, NR)  dout, images innermost
 
-In that layout the convolution at one output position (s, i, j) is a single matrix product
+so that each position holds one contiguous vector of all channels of all NR images, and a
+product at one position is a product of the GEMM's microkernel on operands read in place
+(kernels/gen_microkernels.py): no im2col, no packing.
 
-    ys[s, i, j] (Op, NR) = W (Op, KH*KW*Cp) @ [xs[s, i+u, j+v] for u, v] (KH*KW*Cp, NR)
+Direct convolution (filters other than 3x3). At output position (s, i, j):
 
-whose right operand is already in memory as the microkernel reads it: for each kernel row u,
-the rows xs[s, i+u, j:j+KW] are KW*Cp contiguous rows of NR, and the next u is a fixed jump
-further on. So there is no im2col and no packing: the GEMM's in-place microkernel
-(``micro_strided``, kernels/gen_microkernels.py) reads x where it lies and adds the tile.
+    out[s, i, j] (Op, NR) = W (Op, KH*KW*Cp) @ [xs[s, i+u, j+v] for u, v] (KH*KW*Cp, NR)
 
-Backward uses the same two shapes of product:
+For each kernel row u the rows xs[s, i+u, j:j+KW] are KW*Cp contiguous rows of NR, and the
+next u is a fixed jump on: ``micro_strided`` reads them where they lie. The input gradient is
+the same convolution of dys, padded by KH-1-top (etc.), with the filters flipped and their
+channels swapped; the weight gradient, for each tap (u, v), sums dys[s, i, j] (Op, NR) times
+xh[s, i+u, j+v] (NR, Cp) over the positions: both read in place, the images the inner index.
 
-    dx  = the same convolution of dout, padded by KH-1-top (etc.), with the filters flipped
-          and their channels swapped: w2 (C, KH*KW*O), w2[c, (u, v, o)] = w[o, c, -1-u, -1-v]
-    dw  = the sum over positions (s, i, j) and images l of xs[s, i+u, j+v, c, l] dy[o, l]:
-          for each (u, v), A = xs read in place (rows c, k = (j, l)) times B = dout laid out
-          with the channels innermost, dyh (S, OH, OW, NR, Op), rows (j, l)
+Winograd F(2x2, 3x3) (3x3 filters): the algorithm of kernels/conv_winograd.py (its docstring
+has the formulas) on these layouts. A tile's 4x4 input block is 16 whole vectors, so each
+transform is a few additions of vectors of Cp*NR elements, and the 16 products per tile are
+microkernel calls; a prange iteration takes one row of tiles of one sliver, TB tiles at a
+time, so the transformed tiles stay in cache from their transform to their product. The
+weight gradient sums dM[e] (the grad-output transform of dys) times Vh[e] (the input
+transform of xh, channels innermost) over the tiles.
 
-The layouts cost one pass over x and out in the forward and over dout in the backward, with
-the images of a sliver one vector apart. Measured on (64, 32, 14, 14) -> 64 and
-(32, 64, 32, 32) -> 64 (benchmarks/kernels.py): the products run at 100-110 GFLOP/s, against
-50-80 for BLAS on im2col columns or Winograd's 16 products of those shapes.
+The layouts cost a pass over x (writing xs, and xh, which the forward keeps for the weight
+gradient) and over out, dout and dx, each element moved in blocks of JB x NR (below).
+Measured at 1 thread, float32, fwd+bwd against PyTorch 2.13 (benchmarks/kernels.py):
+(64, 32, 14, 14) -> 64 0.84, (32, 64, 32, 32) -> 64 0.75, where im2col and BLAS took 1.5 and
+1.7. The direct products run at 105-115 GFLOP/s; Winograd does 2.25 times fewer flops.
 
-The dispatch (``applies``) takes this path only where the batch fills its slivers: a batch of
-1 would compute 16 images for one.
+``applies`` says where this path is taken, with its measurements: mainly, a batch that fills
+its slivers, since a batch of 1 would compute 16 images for one.
 """
 
 from __future__ import annotations
@@ -49,14 +57,22 @@ from kernels.matmul import (
     _sliver_tile_of,
 )
 
-# A batch must fill at least this share of its slivers' images (measured: see applies).
+# A batch must fill at least this share of its slivers' images.
 FILL = 0.75
 
 
 def applies(kernel_hw, stride_hw, dilation_hw, groups, pads, batch, channels, out_channels, dtype):
-    """Where this path is taken: stride 1, dilation 1, no groups, padding at most the kernel's
-    size - 1 on each side (the input gradient's own padding is then not negative), at least 16
-    input and output channels, and a batch that fills FILL of its slivers."""
+    """Where this path is taken instead of im2col (or Winograd on (B, C, H, W)): stride 1,
+    dilation 1, no groups, padding at most the kernel's size - 1 on each side (the input
+    gradient's own padding is then not negative), a kernel of 9 taps or more, 8 input channels
+    or more, 4 output channels or more, and a batch that fills FILL of its slivers.
+
+    Measured fwd+bwd, float32, 1 and 2 threads (``python -m benchmarks.kernels --only
+    conv_dispatch``; the README has the table): this path's time over the other's is
+    0.28-0.86 for 3x3 and 5x5 layers of 8-64 channels at batches of 12 to 32 (1.0 once, at 2
+    threads), but 1.2 at a batch of 8 (half a sliver) on two of the four layers; 1.3-2.2 on
+    1x1 layers, a plain product that im2col hands to BLAS without a copy; 3-6.6 with 1 or 3
+    input channels, which the tiles pad to 16; 0.67-0.91 with 4 output channels."""
     kh, kw = kernel_hw
     top, bottom, left, right = pads
     _, nr = _sliver_tile(dtype)
@@ -67,8 +83,9 @@ def applies(kernel_hw, stride_hw, dilation_hw, groups, pads, batch, channels, ou
         and groups == 1
         and max(top, bottom) <= kh - 1
         and max(left, right) <= kw - 1
-        and channels >= 16
-        and out_channels >= 16
+        and kh * kw >= 9
+        and channels >= 8
+        and out_channels >= 4
         and batch >= FILL * slivers * nr
     )
 

@@ -61,10 +61,13 @@ def exercise(dtype) -> None:
     w = a(3, 2, 3, 3)
     out = conv.conv2d_forward(img, w, None, 1, 1)
     conv.conv2d_backward(img, w, out, 1, 1)
-    # a batch of 16 and 16 channels: the direct convolution on batch slivers
-    batch, w = a(16, 16, 3, 3), a(16, 16, 3, 3)
-    out, kept = conv.conv2d_forward_keeping_columns(batch, w, None, 1, 1)
-    conv.conv2d_backward(batch, w, out, 1, 1, cols=kept)
+    # a batch of 16 and 16 channels: convolution on batch slivers, by Winograd (3x3) and
+    # directly (5x5), kernels/conv_slivers.py
+    batch = a(16, 16, 4, 4)
+    for k in (3, 5):
+        w = a(16, 16, k, k)
+        out, kept = conv.conv2d_forward_keeping_columns(batch, w, None, 1, k // 2)
+        conv.conv2d_backward(batch, w, out, 1, k // 2, cols=kept)
     q = a(1, 1, 3, 2)
     o, lse = attention.attention_forward(q, q, q, None, True)
     attention.attention_backward(q, q, q, o, lse, o, None, True)
