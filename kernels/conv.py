@@ -11,13 +11,15 @@ Backward, with dY_g = dout for group g laid out as (O/G, B*OH*OW):
     dW_g   = dY_g @ cols_g^T
     dcols  = W_g^T @ dY_g, scattered back (col2im, the transpose of im2col) into dx
     dbias  = dout summed over B, OH, OW
-The columns are recomputed in backward rather than saved: they are KH*KW times the input.
+The columns are KH*KW times the input: the forward keeps them for the backward only up to
+16 MB (conv2d_forward_keeping_columns), and the backward recomputes them otherwise.
 
 Two other algorithms take over where they measure faster, each module with its rule and its
-measurements: convolutions with stride 1, no dilation or groups, 16 channels or more and a
-batch that fills slivers of 16 images run directly on the batch-sliver layout
-(kernels/conv_slivers.py, no im2col); other 3x3 convolutions with stride 1 and enough channels
-and width run Winograd F(2x2, 3x3) (kernels/conv_winograd.py).
+measurements: stride-1 convolutions with 8 or more input channels, 9 taps or more and a batch
+that fills slivers of 16 images (8 in float64) run on the batch-sliver layout
+(kernels/conv_slivers.py: 3x3 filters by Winograd, the others directly, no im2col); smaller
+batches of 3x3 convolutions with enough channels and width run Winograd F(2x2, 3x3) on
+(B, C, H, W) (kernels/conv_winograd.py).
 im2col and col2im run one prange iteration per (b, c) input plane: col2im adds only into
 plane (b, c) of dx, so iterations never write the same memory.
 """
