@@ -231,6 +231,10 @@ ATTENTION_CASES = [
     ((2, 1, 9, 4), (2, 1, 9, 4), "bool", False),
     ((2, 2, 9, 4), (2, 2, 9, 4), "additive", False),
     ((1, 1, 300, 4), (1, 1, 300, 4), None, True),  # the long-sequence block size
+    # diagonal blocks in strips (kernels/attention.py, STRIP), with more keys than queries,
+    # and with a mask on top of the causal one
+    ((1, 1, 270, 4), (1, 1, 300, 4), None, True),
+    ((1, 2, 290, 4), (1, 2, 290, 4), "bool", True),
     ((0, 2, 4, 4), (0, 2, 4, 4), None, False),  # empty batch
 ]
 
