@@ -35,7 +35,7 @@ transform of xh, channels innermost) over the tiles.
 The layouts cost a pass over x (writing xs, and xh, which the forward keeps for the weight
 gradient) and over out, dout and dx, each element moved in blocks of JB x NR (below).
 Measured at 1 thread, float32, fwd+bwd against PyTorch 2.13 (benchmarks/kernels.py):
-(64, 32, 14, 14) -> 64 0.84, (32, 64, 32, 32) -> 64 0.75, where im2col and BLAS took 1.5 and
+(64, 32, 14, 14) -> 64 0.84-0.95, (32, 64, 32, 32) -> 64 0.74-0.79, where im2col and BLAS took 1.5 and
 1.7. The direct products run at 105-115 GFLOP/s; Winograd does 2.25 times fewer flops.
 
 ``applies`` says where this path is taken, with its measurements: mainly, a batch that fills
@@ -61,29 +61,36 @@ from kernels.matmul import (
 FILL = 0.75
 
 
-def applies(kernel_hw, stride_hw, dilation_hw, groups, pads, batch, channels, out_channels, dtype):
-    """Where this path is taken instead of im2col (or Winograd on (B, C, H, W)): stride 1,
-    dilation 1, no groups, padding at most the kernel's size - 1 on each side (the input
-    gradient's own padding is then not negative), a kernel of 9 taps or more, 8 input channels
-    or more, 4 output channels or more, and a batch that fills FILL of its slivers.
-
-    Measured fwd+bwd, float32, 1 and 2 threads (``python -m benchmarks.kernels --only
-    conv_dispatch``; the README has the table): this path's time over the other's is
-    0.28-0.86 for 3x3 and 5x5 layers of 8-64 channels at batches of 12 to 32 (1.0 once, at 2
-    threads), but 1.2 at a batch of 8 (half a sliver) on two of the four layers; 1.3-2.2 on
-    1x1 layers, a plain product that im2col hands to BLAS without a copy; 3-6.6 with 1 or 3
-    input channels, which the tiles pad to 16; 0.67-0.91 with 4 output channels."""
+def possible(kernel_hw, stride_hw, dilation_hw, groups, pads) -> bool:
+    """What this path can compute: stride 1, dilation 1, no groups, and padding at most the
+    kernel's size - 1 on each side (the input gradient's own padding is then not negative)."""
     kh, kw = kernel_hw
     top, bottom, left, right = pads
-    _, nr = _sliver_tile(dtype)
-    slivers = -(-batch // nr)
     return (
         tuple(stride_hw) == (1, 1)
         and tuple(dilation_hw) == (1, 1)
         and groups == 1
         and max(top, bottom) <= kh - 1
         and max(left, right) <= kw - 1
-        and kh * kw >= 9
+    )
+
+
+def applies(kernel_hw, stride_hw, dilation_hw, groups, pads, batch, channels, out_channels, dtype):
+    """Where this path is taken instead of im2col (or Winograd on (B, C, H, W)): where it is
+    ``possible``, for a kernel of 9 taps or more, 8 input channels or more, 4 output channels or
+    more, and a batch that fills FILL of its slivers.
+
+    Measured fwd+bwd, float32, 1 and 2 threads (``python -m benchmarks.kernels --only
+    conv_dispatch``; the README has the table): this path's time over the other's is
+    0.27-0.87 for 3x3 and 5x5 layers of 8-64 channels at batches of 12 to 32 at 1 thread
+    (up to 0.99 at 2); 0.52-1.26 at a batch of 8 (half a sliver); 1.24-2.2 on 1x1 layers, a
+    plain product that im2col hands to BLAS without a copy; 1.56-6.3 with 1 or 3 input
+    channels, which the tiles pad to 16; 0.57-0.98 with 4 output channels."""
+    _, nr = _sliver_tile(dtype)
+    slivers = -(-batch // nr)
+    return (
+        possible(kernel_hw, stride_hw, dilation_hw, groups, pads)
+        and kernel_hw[0] * kernel_hw[1] >= 9
         and channels >= 8
         and out_channels >= 4
         and batch >= FILL * slivers * nr
