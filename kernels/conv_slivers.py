@@ -35,8 +35,9 @@ transform of xh, channels innermost) over the tiles.
 The layouts cost a pass over x (writing xs, and xh, which the forward keeps for the weight
 gradient) and over out, dout and dx, each element moved in blocks of JB x NR (below).
 Measured at 1 thread, float32, fwd+bwd against PyTorch 2.13 (benchmarks/kernels.py):
-(64, 32, 14, 14) -> 64 0.84-0.95, (32, 64, 32, 32) -> 64 0.74-0.79, where im2col and BLAS took 1.5 and
-1.7. The direct products run at 105-115 GFLOP/s; Winograd does 2.25 times fewer flops.
+(64, 32, 14, 14) -> 64 0.84-0.95, (32, 64, 32, 32) -> 64 0.74-0.79, where im2col and BLAS
+took 1.5 and 1.7. The direct products run at 105-115 GFLOP/s; Winograd does 2.25 times fewer
+flops.
 
 ``applies`` says where this path is taken, with its measurements: mainly, a batch that fills
 its slivers, since a batch of 1 would compute 16 images for one.
