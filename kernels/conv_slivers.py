@@ -425,7 +425,7 @@ def _input_tiles(xs, s, ty, tx0, nt, E, V):
 @kernel
 def _grad_output_tiles(g, s, ty, tx0, nt, P, D):
     # D[e, t] = (A dY A^T)[e] for the tiles tx0 .. tx0 + nt of row ty, dY the 2x2 block of
-    # vectors g[s, 2ty + r, 2tx + k] (either gradient layout: dys or dyh). Each row [g0, g1]
+    # vectors g[s, 2ty + r, 2tx + k] (dys, dout in the sliver layout). Each row [g0, g1]
     # becomes p = [g0, g0 + g1, g0 - g1, -g1]; the rows of D are [p0, p0 + p1, p0 - p1, -p1].
     L = g.shape[3] * g.shape[4]
     for t in range(nt):
