@@ -131,18 +131,28 @@ def _to_slivers(x, top, left, xs, xh):
 
 
 @kernel
+def _zero_padding(row, h, H, left, W):
+    """Zero the padding of one padded row of a sliver layout (Wp, ...): all of it when h is
+    outside the input's H rows (then False: nothing to copy), else its columns before left
+    and from left + W on."""
+    if h < 0 or h >= H:
+        row[:] = 0.0
+        return False
+    for wp in range(left):
+        row[wp] = 0.0
+    for wp in range(left + W, row.shape[0]):
+        row[wp] = 0.0
+    return True
+
+
+@kernel
 def _row_images_inner(x, s, h, left, lanes, row):
     # row (Wp, Cp, NR) = padded row h of the images of sliver s, images innermost
     MR, NR = _sliver_tile_of(x)
     B, C, H, W = x.shape
-    Wp, Cp = row.shape[0], row.shape[1]
-    if h < 0 or h >= H:
-        row[:] = 0.0
+    Cp = row.shape[1]
+    if not _zero_padding(row, h, H, left, W):
         return
-    for wp in range(left):
-        row[wp] = 0.0
-    for wp in range(left + W, Wp):
-        row[wp] = 0.0
     for wp in range(left, left + W):
         for c in range(C, Cp):
             row[wp, c] = 0.0
@@ -177,14 +187,9 @@ def _row_channels_inner(x, s, h, left, lanes, row):
     # image, blocks of JB channels x JB columns pass through a buffer
     MR, NR = _sliver_tile_of(x)
     B, C, H, W = x.shape
-    Wp, Cp = row.shape[0], row.shape[2]
-    if h < 0 or h >= H:
-        row[:] = 0.0
+    Cp = row.shape[2]
+    if not _zero_padding(row, h, H, left, W):
         return
-    for wp in range(left):
-        row[wp] = 0.0
-    for wp in range(left + W, Wp):
-        row[wp] = 0.0
     buf = np.empty((JB, JB), x.dtype)  # (channel, column)
     for lane in range(NR):
         if lane >= lanes:

@@ -55,7 +55,8 @@ def test_backend_reports_the_numpy_twins_when_asked():
 def test_kernels_run_without_jit():
     result = run_pytest(["tests/kernels/test_small_selection.py"], NUMBA_DISABLE_JIT="1")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "8 passed" in result.stdout
+    # the comparison of parallel and serial builds skips: without JIT there are no builds
+    assert "7 passed, 1 skipped" in result.stdout
 
 
 def _environment_after_import(code: str, **env: str) -> str:

@@ -83,23 +83,12 @@ def test_sliver_conv_ignores_kept_columns_of_another_shape():
     same(got, t_conv.conv2d_backward(x, w, dout, 1, 1), np.float64)
 
 
-def test_sliver_conv_on_two_threads_matches_twin(monkeypatch):
+def test_sliver_conv_on_two_threads_matches_twin(two_threads):
     """The parallel builds: rows of (sliver, output row) share out over the threads, and the
     weight gradient sums one partial per thread."""
-    import numba
-
-    from kernels import _config
-
-    if numba.config.NUMBA_NUM_THREADS < 2 or numba.config.DISABLE_JIT:
-        pytest.skip("one core or no JIT: there is no parallel build to run")
-    previous = numba.get_num_threads()
-    numba.set_num_threads(2)
-    monkeypatch.setattr(_config, "PARALLEL_MIN_ELEMENTS", 0)
-    try:
-        for dtype in DTYPES:
-            _check((13, 18, 7, 9), (20, 18, 5, 5), 2, dtype, seed=14)
-    finally:
-        numba.set_num_threads(previous)
+    for dtype in DTYPES:
+        _check((13, 18, 7, 9), (20, 18, 5, 5), 2, dtype, seed=14)
+        _check((13, 18, 7, 9), (20, 18, 3, 3), 1, dtype, seed=15)
 
 
 def test_sliver_conv_dispatch_rule():

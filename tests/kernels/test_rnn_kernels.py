@@ -187,24 +187,12 @@ def test_backward_skips_the_input_gradient_when_not_needed(module):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_lstm_slivers_on_two_threads_match_the_twin(dtype, monkeypatch):
+def test_lstm_slivers_on_two_threads_match_the_twin(dtype, two_threads):
     """The LSTM runs its batch slivers one per thread (kernels/rnn.py): with two threads and a
     batch of three slivers, the parallel build must give the twin's output and gradients,
     the weight gradients summed over the slivers included."""
-    import numba
-
-    from kernels import _config
-
-    if numba.config.NUMBA_NUM_THREADS < 2 or numba.config.DISABLE_JIT:
-        pytest.skip("one core or no JIT: there is no parallel build to run")
-    previous = numba.get_num_threads()
-    numba.set_num_threads(2)
-    monkeypatch.setattr(_config, "PARALLEL_MIN_ELEMENTS", 0)
-    try:
-        with lstm_path("slivers"):  # a batch of 40 would run by steps at two threads
-            check_lstm(19, 40, 3, 6, dtype)
-    finally:
-        numba.set_num_threads(previous)
+    with lstm_path("slivers"):  # a batch of 40 would run by steps at two threads
+        check_lstm(19, 40, 3, 6, dtype)
 
 
 def test_lstm_runs_by_slivers_when_the_batch_fills_them():

@@ -83,29 +83,17 @@ def test_gemm():
     close(matmul.gemm(a, b), t_matmul.gemm(a, b))
 
 
-def test_parallel_builds_match_the_serial_ones(monkeypatch):
+def test_parallel_builds_match_the_serial_ones(two_threads):
     """Small inputs run each kernel's serial build (kernels/_config.py); with the threshold at
     0 and two threads the same calls run the parallel builds, which must agree."""
-    import numba
-
-    from kernels import _config
-
-    if numba.config.NUMBA_NUM_THREADS < 2 or numba.config.DISABLE_JIT:
-        return  # one core, or no JIT: there is no parallel build to compare
-    previous = numba.get_num_threads()
-    numba.set_num_threads(2)
-    monkeypatch.setattr(_config, "PARALLEL_MIN_ELEMENTS", 0)
-    try:
-        for check in (
-            test_softmax_and_cross_entropy,
-            test_layer_norm,
-            test_pooling,
-            test_conv,
-            test_attention,
-        ):
-            check()
-    finally:
-        numba.set_num_threads(previous)
+    for check in (
+        test_softmax_and_cross_entropy,
+        test_layer_norm,
+        test_pooling,
+        test_conv,
+        test_attention,
+    ):
+        check()
 
 
 def test_lstm_and_gru():
