@@ -8,8 +8,6 @@ BIN := $(VENV)/bin
 # Numba's compiled kernels are cached here, outside the checkout, so they survive between
 # runs and fresh clones (CI included).
 export NUMBA_CACHE_DIR ?= $(HOME)/.cache/minigrad/numba
-# OpenBLAS's idle threads sleep soon instead of spinning on Numba's cores (minigrad/__init__.py)
-export OPENBLAS_THREAD_TIMEOUT ?= 16
 
 .PHONY: demo test test-slow bench lint clean
 

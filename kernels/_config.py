@@ -1,4 +1,4 @@
-"""The one place where Numba's compilation flags are set (see ../shared/DESIGN.md, section 3).
+"""The one place where Numba's compilation flags are set (docs/design.md, "The kernel contract").
 
 - ``cache=True``: compiled machine code is stored in ``$NUMBA_CACHE_DIR`` (the Makefile sets
   ``~/.cache/minigrad/numba``) and reused by later processes.
@@ -12,20 +12,11 @@
 from __future__ import annotations
 
 import functools
-import os
 import types
 
 import numba
 from numba import njit
 from numba.extending import overload
-
-# Numba's parallel kernels and OpenBLAS run in turns (im2col, then GEMM). With OpenMP's
-# default busy-waiting, the idle pool keeps spinning on the cores the other one needs: on
-# 2 cores a conv2d forward measured 8.8 ms at 2 threads against 1.7 ms at 1. Passive waiting
-# (threads sleep when idle) removes that (1.3 ms). It must be set before the OpenMP runtime
-# starts, hence here, at import; a value the user set is kept. OpenBLAS's own threads spin
-# too, which minigrad/__init__.py deals with (OPENBLAS_THREAD_TIMEOUT).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 

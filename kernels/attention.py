@@ -30,7 +30,7 @@ import numpy as np
 from numba import prange
 from threadpoolctl import ThreadpoolController
 
-from kernels import _validate
+from kernels import checks
 from kernels._config import kernel
 from kernels._math import exp_shifted
 
@@ -225,35 +225,9 @@ def _single_threaded_blas():
     return _BLAS.limit(limits=1, user_api="blas") if numba.get_num_threads() > 1 else nullcontext()
 
 
-def _check(name, q, k, v, mask):
-    _validate.floats(name, query=q, key=k, value=v)
-    for label, a in (("query", q), ("key", k), ("value", v)):
-        _validate.rank(name, label, a, 4, "(B, NH, T, D)")
-    b, nh, t, d = q.shape
-    if k.shape[:2] != (b, nh) or k.shape[3] != d or v.shape[:3] != k.shape[:3]:
-        raise ValueError(
-            f"{name}: query {q.shape}, key {k.shape} and value {v.shape} must share B and NH, "
-            "query and key the head size D, key and value the length S"
-        )
-    if v.shape[3] != d:
-        raise ValueError(
-            f"{name}: value head size {v.shape[3]} != query head size {d} (not supported)"
-        )
-    if mask is None:
-        return np.zeros((1, 1, 1, 1), q.dtype), False
-    if mask.dtype == np.bool_:
-        mask = np.where(mask, 0.0, -np.inf).astype(q.dtype)
-    elif mask.dtype != q.dtype:
-        raise TypeError(f"{name}: attn_mask must be bool or {q.dtype}, got {mask.dtype}")
-    full = (b, nh, t, k.shape[2])
-    if mask.ndim > 4 or any(m not in (1, f) for m, f in zip(mask.shape[::-1], full[::-1])):
-        raise ValueError(f"{name}: attn_mask of shape {mask.shape} does not broadcast to {full}")
-    return np.ascontiguousarray(mask.reshape((1,) * (4 - mask.ndim) + mask.shape)), True
-
-
 def attention_forward(q, k, v, mask=None, is_causal=False, scale=None):
     """softmax(q k^T * scale + mask) v; returns (out, lse)."""
-    mask4, has_mask = _check("scaled_dot_product_attention", q, k, v, mask)
+    mask4, has_mask = checks.attention_inputs("scaled_dot_product_attention", q, k, v, mask)
     # in the inputs' dtype: a float32 block times a Python float would become float64 in Numba
     scale = q.dtype.type(1.0 / np.sqrt(q.shape[3]) if scale is None else scale)
     out = np.empty(q.shape, q.dtype)
@@ -267,8 +241,10 @@ def attention_forward(q, k, v, mask=None, is_causal=False, scale=None):
 
 def attention_backward(q, k, v, out, lse, dout, mask=None, is_causal=False, scale=None):
     """Gradients (dq, dk, dv) from the forward's out and lse, recomputing P block by block."""
-    mask4, has_mask = _check("scaled_dot_product_attention_backward", q, k, v, mask)
-    _validate.floats("scaled_dot_product_attention_backward", out=out, lse=lse, grad=dout)
+    mask4, has_mask = checks.attention_inputs(
+        "scaled_dot_product_attention_backward", q, k, v, mask
+    )
+    checks.floats("scaled_dot_product_attention_backward", out=out, lse=lse, grad=dout)
     # in the inputs' dtype: a float32 block times a Python float would become float64 in Numba
     scale = q.dtype.type(1.0 / np.sqrt(q.shape[3]) if scale is None else scale)
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from kernels import _validate, conv_slivers, conv_winograd
+from kernels import checks, conv_slivers, conv_winograd
 from kernels._config import kernel
 from kernels._math import cast_like
 
@@ -139,63 +139,6 @@ def _from_output(dout, dg, dbias):
         dbias[o] = total
 
 
-def conv_padding(name, padding, kernel_hw, dilation_hw, stride_hw):
-    """(top, bottom, left, right) from an int, a pair, 'valid' or 'same' (stride 1 only;
-    an odd total goes one more to the bottom/right, as PyTorch does)."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return 0, 0, 0, 0
-        if padding == "same":
-            if stride_hw != (1, 1):
-                raise ValueError(f"{name}: padding='same' needs stride 1, got stride {stride_hw}")
-            pads = []
-            for k, d in zip(kernel_hw, dilation_hw):
-                total = d * (k - 1)
-                pads += [total // 2, total - total // 2]
-            return pads[0], pads[1], pads[2], pads[3]
-        raise ValueError(
-            f"{name}: padding must be an int, a pair, 'same' or 'valid', got {padding!r}"
-        )
-    ph, pw = _validate.pair(name, "padding", padding, allow_zero=True)
-    return ph, ph, pw, pw
-
-
-def _geometry(name, x, w, stride, padding, dilation, groups):
-    _validate.rank(name, "input", x, 4, "(B, C, H, W)")
-    _validate.rank(name, "weight", w, 4, "(O, C/groups, KH, KW)")
-    if not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"{name}: groups must be a positive int, got {groups!r}")
-    b, c, h, wd = x.shape
-    o, cg, kh, kw = w.shape
-    if c % groups or o % groups:
-        raise ValueError(
-            f"{name}: in_channels {c} and out_channels {o} must both be divisible by "
-            f"groups {groups}"
-        )
-    if cg != c // groups:
-        raise ValueError(
-            f"{name}: weight {w.shape} expects {cg * groups} input channels (C/groups = {cg}), "
-            f"but the input {x.shape} has {c}"
-        )
-    sh, sw = _validate.pair(name, "stride", stride)
-    dh, dw = _validate.pair(name, "dilation", dilation)
-    pt, pb, pl, pr = conv_padding(name, padding, (kh, kw), (dh, dw), (sh, sw))
-    # window_output takes a symmetric pad: give it the mean and check the span on the total.
-    oh = _window(name, h, kh, sh, pt, pb, dh)
-    ow = _window(name, wd, kw, sw, pl, pr, dw)
-    return (kh, kw), (sh, sw), (pt, pl), (dh, dw), (oh, ow)
-
-
-def _window(name, size, k, s, before, after, d):
-    span = d * (k - 1) + 1
-    if span > size + before + after:
-        raise ValueError(
-            f"{name}: kernel size {k} (span {span} with dilation {d}) is larger than the padded "
-            f"input size {size + before + after}"
-        )
-    return (size + before + after - span) // s + 1
-
-
 def im2col(x, kernel_hw, stride_hw, pad_tl, dilation_hw, groups, out_hw):
     b, c = x.shape[:2]
     kh, kw = kernel_hw
@@ -224,8 +167,8 @@ def conv2d_forward_keeping_columns(
     channels-inner sliver layout) when they take at most ``max_bytes`` (else None), so that
     the backward can reuse them instead of recomputing:
     (out, cols). Winograd layers return no columns."""
-    _validate.floats("conv2d", input=x, weight=w, bias=bias)
-    k, s, p, d, (oh, ow) = _geometry("conv2d", x, w, stride, padding, dilation, groups)
+    checks.floats("conv2d", input=x, weight=w, bias=bias)
+    k, s, p, d, (oh, ow) = checks.conv_geometry("conv2d", x, w, stride, padding, dilation, groups)
     o = w.shape[0]
     if bias is not None and bias.shape != (o,):
         raise ValueError(f"conv2d: bias of shape {bias.shape} does not match {o} output channels")
@@ -265,16 +208,6 @@ def _sliver_pads(x, w, kernel_hw, stride_hw, pad_tl, dilation_hw, groups, out_hw
     return pads if ok else None
 
 
-def _check_backward(x, w, dout, stride, padding, dilation, groups):
-    """conv2d's geometry, after checking dout against it (shared with the twin)."""
-    _validate.floats("conv2d_backward", input=x, weight=w, grad=dout)
-    geometry = _geometry("conv2d_backward", x, w, stride, padding, dilation, groups)
-    expected = (x.shape[0], w.shape[0]) + geometry[-1]
-    if dout.shape != expected:
-        raise ValueError(f"conv2d_backward: grad {dout.shape} does not match output {expected}")
-    return geometry
-
-
 _DW_CHUNK = 4096
 
 
@@ -302,7 +235,9 @@ def conv2d_backward(
 ):
     """Gradients (dx, dw, dbias) of conv2d; ``need`` skips the ones not wanted (None);
     ``cols`` are the forward's im2col columns, if it kept them."""
-    k, s, p, d, (oh, ow) = _check_backward(x, w, dout, stride, padding, dilation, groups)
+    k, s, p, d, (oh, ow) = checks.conv_backward_inputs(
+        x, w, dout, stride, padding, dilation, groups
+    )
     b, o = x.shape[0], w.shape[0]
     pads = _sliver_pads(x, w, k, s, p, d, groups, (oh, ow))
     if pads is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from kernels import _validate
+from kernels import checks
 from kernels._config import kernel
 
 _ROWS_PER_CHUNK = 32
@@ -63,23 +63,12 @@ def _layer_norm_backward(x, weight, mean, rstd, dy, dx, dweight_parts, dbias_par
                 dx[r, d] = rs * (dy[r, d] * weight[d] - a - xhat * b)
 
 
-def _affine(name, d, dtype, weight, bias):
-    for label, p in (("weight", weight), ("bias", bias)):
-        if p is not None and p.shape != (d,):
-            raise ValueError(
-                f"{name}: {label} of shape {p.shape} does not match the normalized size {d}"
-            )
-    w = np.ones(d, dtype) if weight is None else weight
-    b = np.zeros(d, dtype) if bias is None else bias
-    return w, b
-
-
 def layer_norm_forward(x, weight=None, bias=None, eps=1e-5):
     """Normalize each row of x (R, D); returns (y, mean, rstd)."""
-    dtype = _validate.floats("layer_norm", x=x, weight=weight, bias=bias)
-    _validate.rank("layer_norm", "x", x, 2, "(R, D)")
+    dtype = checks.floats("layer_norm", x=x, weight=weight, bias=bias)
+    checks.rank("layer_norm", "x", x, 2, "(R, D)")
     r, d = x.shape
-    w, b = _affine("layer_norm", d, dtype, weight, bias)
+    w, b = checks.layer_norm_affine("layer_norm", d, dtype, weight, bias)
     y = np.empty_like(x)
     mean = np.empty(r, dtype)
     rstd = np.empty(r, dtype)
@@ -90,12 +79,12 @@ def layer_norm_forward(x, weight=None, bias=None, eps=1e-5):
 
 def layer_norm_backward(x, weight, mean, rstd, dy):
     """Gradients (dx, dweight, dbias) of layer_norm from the forward's mean and rstd."""
-    dtype = _validate.floats("layer_norm_backward", x=x, weight=weight, mean=mean, rstd=rstd, dy=dy)
-    _validate.rank("layer_norm_backward", "x", x, 2, "(R, D)")
+    dtype = checks.floats("layer_norm_backward", x=x, weight=weight, mean=mean, rstd=rstd, dy=dy)
+    checks.rank("layer_norm_backward", "x", x, 2, "(R, D)")
     if dy.shape != x.shape:
         raise ValueError(f"layer_norm_backward: dy shape {dy.shape} != x shape {x.shape}")
     r, d = x.shape
-    w, _ = _affine("layer_norm_backward", d, dtype, weight, None)
+    w, _ = checks.layer_norm_affine("layer_norm_backward", d, dtype, weight, None)
     chunks = (r + _ROWS_PER_CHUNK - 1) // _ROWS_PER_CHUNK
     dweight_parts = np.zeros((chunks, d), dtype)
     dbias_parts = np.zeros((chunks, d), dtype)

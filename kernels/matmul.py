@@ -36,7 +36,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from kernels import _validate
+from kernels import checks
 from kernels._config import inlined_overload, kernel
 from kernels._microkernels import (
     micro_float32,
@@ -266,27 +266,9 @@ def blocked_product(a, p, q0, q1, b, stride, c):
             )
 
 
-def _check(name, a, b):
-    _validate.floats(name, a=a, b=b)
-    if a.ndim < 2 or b.ndim < 2:
-        raise ValueError(
-            f"{name}: both arguments need at least 2 dims, got {a.shape} and {b.shape}"
-        )
-    if a.shape[-1] != b.shape[-2]:
-        raise ValueError(
-            f"{name}: shapes {a.shape} and {b.shape} do not align ({a.shape[-1]} != {b.shape[-2]})"
-        )
-    try:
-        return np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError:
-        raise ValueError(
-            f"{name}: batch dims of {a.shape} and {b.shape} can't be broadcast"
-        ) from None
-
-
 def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b with the hand-written kernel (2-D or batched with broadcast batch dims)."""
-    batch = _check("gemm", a, b)
+    batch = checks.matmul_inputs("gemm", a, b)
     m, n = a.shape[-2], b.shape[-1]
     c = np.empty(batch + (m, n), a.dtype)
     if c.size == 0:
@@ -309,5 +291,5 @@ def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b as minigrad computes it: BLAS, which measured faster than ``gemm`` at every shape
     class tried (see the module docstring and benchmarks/kernels.py)."""
-    _check("matmul", a, b)
+    checks.matmul_inputs("matmul", a, b)
     return np.matmul(a, b)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from kernels import _validate
+from kernels import checks
 from kernels._config import kernel
 from kernels._math import cast_like
 
@@ -134,32 +134,6 @@ def _adadelta(p, g, sq, acc, lr, rho, c, eps, weight_decay):
         p[i] -= lr * delta
 
 
-_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
-
-
-def check(name: str, p: np.ndarray, g: np.ndarray, **state: np.ndarray | None) -> None:
-    """The parameter, its gradient and every state buffer: one dtype, one shape, contiguous.
-    The common case is checked in a few attribute reads (this runs for every parameter at
-    every step); anything unusual goes through the full check for its error message."""
-    dtype = p.dtype
-    if (dtype is _F32 or dtype is _F64) and p.flags.c_contiguous:
-        shape = p.shape
-        for a in (g, *state.values()):
-            if a is not None and (
-                a.__class__ is not np.ndarray
-                or a.dtype is not dtype
-                or a.shape != shape
-                or not a.flags.c_contiguous
-            ):
-                break
-        else:
-            return
-    _validate.floats(name, p=p, g=g, **state)
-    for label, a in {"g": g, **state}.items():
-        if a is not None and a.shape != p.shape:
-            raise ValueError(f"{name}: {label} of shape {a.shape} does not match p {p.shape}")
-
-
 def _flat(*arrays):
     # ravel: a view for these contiguous arrays, and half the cost of reshape(-1)
     return [None if a is None else a.ravel() for a in arrays]
@@ -169,7 +143,7 @@ def sgd_step(
     p, g, buf, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, first=False
 ):
     """One SGD update of p in place (buf, the momentum buffer, too)."""
-    check("sgd_step", p, g, buf=buf)
+    checks.optimizer_state("sgd_step", p, g, buf=buf)
     p1, g1, b1 = _flat(p, g, p if buf is None else buf)
     _sgd(
         p1,
@@ -186,7 +160,7 @@ def sgd_step(
 
 def adam_step(p, g, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step):
     """One Adam (decoupled=False) or AdamW (decoupled=True) update in place; step counts from 1."""
-    check("adam_step", p, g, m=m, v=v, vmax=vmax)
+    checks.optimizer_state("adam_step", p, g, m=m, v=v, vmax=vmax)
     step_size = lr / (1.0 - beta1**step)  # the bias corrections, in float64, once
     inv_sqrt_bc2 = 1.0 / np.sqrt(1.0 - beta2**step)
     p1, g1, m1, v1, x1 = _flat(p, g, m, v, v if vmax is None else vmax)
@@ -213,7 +187,7 @@ def adam_step(p, g, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled, 
 
 def rmsprop_step(p, g, sq, ga, buf, lr, alpha, eps, weight_decay, momentum, centered):
     """One RMSprop update in place (ga only when centered, buf only with momentum)."""
-    check("rmsprop_step", p, g, sq=sq, ga=ga, buf=buf)
+    checks.optimizer_state("rmsprop_step", p, g, sq=sq, ga=ga, buf=buf)
     p1, g1, s1, a1, b1 = _flat(p, g, sq, sq if ga is None else ga, sq if buf is None else buf)
     _rmsprop(
         p1,
@@ -233,7 +207,7 @@ def rmsprop_step(p, g, sq, ga, buf, lr, alpha, eps, weight_decay, momentum, cent
 
 def adagrad_step(p, g, total, lr, lr_decay, eps, weight_decay, step):
     """One Adagrad update in place; step counts from 1."""
-    check("adagrad_step", p, g, total=total)
+    checks.optimizer_state("adagrad_step", p, g, total=total)
     clr = lr / (1.0 + (step - 1) * lr_decay)
     p1, g1, t1 = _flat(p, g, total)
     _adagrad(p1, g1, t1, float(clr), float(eps), float(weight_decay))
@@ -242,7 +216,7 @@ def adagrad_step(p, g, total, lr, lr_decay, eps, weight_decay, step):
 def adadelta_step(p, g, sq, acc, lr, rho, eps, weight_decay):
     """One Adadelta update in place (sq: running mean of squared gradients, acc: of squared
     updates)."""
-    check("adadelta_step", p, g, sq=sq, acc=acc)
+    checks.optimizer_state("adadelta_step", p, g, sq=sq, acc=acc)
     p1, g1, s1, a1 = _flat(p, g, sq, acc)
     _adadelta(
         p1, g1, s1, a1, float(lr), float(rho), float(1.0 - rho), float(eps), float(weight_decay)

@@ -12,26 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from kernels import _validate
+from kernels import checks
 from kernels._config import kernel
-
-
-def _geometry(name, x, kernel_size, stride, padding, dilation, ceil_mode):
-    _validate.floats(name, x=x)
-    _validate.rank(name, "x", x, 4, "(B, C, H, W)")
-    kh, kw = _validate.pair(name, "kernel_size", kernel_size)
-    sh, sw = _validate.pair(name, "stride", kernel_size if stride is None else stride)
-    ph, pw = _validate.pair(name, "padding", padding, allow_zero=True)
-    dh, dw = _validate.pair(name, "dilation", dilation)
-    if 2 * ph > kh or 2 * pw > kw:
-        raise ValueError(
-            f"{name}: padding {(ph, pw)} must be at most half the kernel size {(kh, kw)}"
-        )
-    _, _, h, w = x.shape
-    oh = _validate.window_output(name, h, kh, sh, ph, dh, ceil_mode)
-    ow = _validate.window_output(name, w, kw, sw, pw, dw, ceil_mode)
-    return (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow)
-
 
 # -- max pooling ------------------------------------------------------------------------------
 
@@ -139,7 +121,7 @@ def _max_pool_backward(grad, argmax, dx):
 
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Max over each window; returns (out, argmax)."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = _geometry(
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = checks.pool_geometry(
         "max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode
     )
     b, c, h, w = x.shape
@@ -168,7 +150,7 @@ def max_pool2d_backward(
     """dx (input_shape) with each output gradient added at its argmax. The geometry
     arguments are accepted for the twin's signature and not needed: argmax holds flat
     indices into each input plane."""
-    _check_max_backward(grad, argmax, input_shape)
+    checks.max_pool_backward_inputs(grad, argmax, input_shape)
     dx = np.empty(input_shape, grad.dtype)
     if dx.size:
         planes = input_shape[0] * input_shape[1]
@@ -177,29 +159,8 @@ def max_pool2d_backward(
             np.ascontiguousarray(argmax).reshape(planes, -1),
             dx.reshape(planes, -1),
         )
-        refuse_outside_plane(bad, input_shape)
+        checks.refuse_argmax_outside_plane(bad, input_shape)
     return dx
-
-
-def _check_max_backward(grad, argmax, input_shape):
-    """max_pool2d_backward's shape checks (shared with the twin)."""
-    _validate.floats("max_pool2d_backward", grad=grad)
-    if grad.shape != argmax.shape:
-        raise ValueError(f"max_pool2d_backward: grad {grad.shape} and argmax {argmax.shape} differ")
-    if len(input_shape) != 4 or tuple(input_shape[:2]) != grad.shape[:2]:
-        raise ValueError(
-            f"max_pool2d_backward: input shape {tuple(input_shape)} does not match grad "
-            f"{grad.shape} (B, C, H, W with the same B and C)"
-        )
-
-
-def refuse_outside_plane(bad, input_shape):
-    """The error for ``bad`` argmax indices outside their input plane (none: no error)."""
-    if bad:
-        raise ValueError(
-            f"max_pool2d_backward: {bad} argmax indices are outside the input plane of "
-            f"{input_shape[2]} x {input_shape[3]} elements (argmax from another input?)"
-        )
 
 
 # -- average pooling --------------------------------------------------------------------------
@@ -265,14 +226,6 @@ def _avg_pool_backward(grad, kh, kw, sh, sw, ph, pw, include_pad, divisor, dx):
                         dx[b, c, h, w] += g
 
 
-def _divisor(name, divisor_override):
-    if divisor_override is None:
-        return 0
-    if divisor_override <= 0:
-        raise ValueError(f"{name}: divisor_override must be positive, got {divisor_override}")
-    return int(divisor_override)
-
-
 def avg_pool2d_forward(
     x,
     kernel_size,
@@ -283,7 +236,7 @@ def avg_pool2d_forward(
     divisor_override=None,
 ):
     """Mean over each window (PyTorch's divisor rules)."""
-    (kh, kw), (sh, sw), (ph, pw), _, (oh, ow) = _geometry(
+    (kh, kw), (sh, sw), (ph, pw), _, (oh, ow) = checks.pool_geometry(
         "avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode
     )
     out = np.empty(x.shape[:2] + (oh, ow), x.dtype)
@@ -297,23 +250,10 @@ def avg_pool2d_forward(
             ph,
             pw,
             count_include_pad,
-            _divisor("avg_pool2d", divisor_override),
+            checks.pool_divisor("avg_pool2d", divisor_override),
             out,
         )
     return out
-
-
-def _check_avg_backward(grad, input_shape, kernel_size, stride, padding, ceil_mode):
-    """The geometry of avg_pool2d's backward, after checking grad against it (shared with the
-    twin)."""
-    _validate.floats("avg_pool2d_backward", grad=grad)
-    probe = np.empty((1, 1) + tuple(input_shape[2:]), grad.dtype)
-    k, s, p, d, (oh, ow) = _geometry(
-        "avg_pool2d_backward", probe, kernel_size, stride, padding, 1, ceil_mode
-    )
-    if grad.shape != tuple(input_shape[:2]) + (oh, ow):
-        raise ValueError(f"avg_pool2d_backward: grad {grad.shape} does not match output {(oh, ow)}")
-    return k, s, p, (oh, ow)
 
 
 def avg_pool2d_backward(
@@ -327,7 +267,7 @@ def avg_pool2d_backward(
     divisor_override=None,
 ):
     """dx of avg_pool2d: each output gradient spread evenly over its window."""
-    (kh, kw), (sh, sw), (ph, pw), _ = _check_avg_backward(
+    (kh, kw), (sh, sw), (ph, pw), _ = checks.avg_pool_backward_inputs(
         grad, input_shape, kernel_size, stride, padding, ceil_mode
     )
     dx = np.empty(input_shape, grad.dtype)
@@ -341,7 +281,7 @@ def avg_pool2d_backward(
             ph,
             pw,
             count_include_pad,
-            _divisor("avg_pool2d_backward", divisor_override),
+            checks.pool_divisor("avg_pool2d_backward", divisor_override),
             dx,
         )
     return dx
@@ -387,16 +327,11 @@ def _adaptive_avg_backward(grad, dx):
                         dx[b, c, h, w] += g
 
 
-def _adaptive_size(name, x_shape, output_size):
-    oh, ow = _validate.pair(name, "output_size", output_size)
-    return oh, ow
-
-
 def adaptive_avg_pool2d_forward(x, output_size):
     """Average pooling to a fixed output size (1 gives global average pooling)."""
-    _validate.floats("adaptive_avg_pool2d", x=x)
-    _validate.rank("adaptive_avg_pool2d", "x", x, 4, "(B, C, H, W)")
-    oh, ow = _adaptive_size("adaptive_avg_pool2d", x.shape, output_size)
+    checks.floats("adaptive_avg_pool2d", x=x)
+    checks.rank("adaptive_avg_pool2d", "x", x, 4, "(B, C, H, W)")
+    oh, ow = checks.adaptive_pool_size("adaptive_avg_pool2d", x.shape, output_size)
     if x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(f"adaptive_avg_pool2d: input of shape {x.shape} has an empty plane")
     out = np.empty(x.shape[:2] + (oh, ow), x.dtype)
@@ -406,7 +341,7 @@ def adaptive_avg_pool2d_forward(x, output_size):
 
 
 def adaptive_avg_pool2d_backward(grad, input_shape):
-    _validate.floats("adaptive_avg_pool2d_backward", grad=grad)
+    checks.floats("adaptive_avg_pool2d_backward", grad=grad)
     dx = np.empty(input_shape, grad.dtype)
     if dx.size:
         _adaptive_avg_backward(grad, dx)

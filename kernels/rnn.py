@@ -37,7 +37,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from kernels import _validate
+from kernels import checks
 from kernels._config import kernel
 from kernels._math import cast_like, sigmoid_fast, tanh_fast
 from kernels.matmul import (
@@ -47,6 +47,12 @@ from kernels.matmul import (
     pack_slivers,
     packed_shape,
     sliver_product,
+)
+from kernels.twins.rnn import (
+    gru_param_grads,
+    input_projection,
+    lstm_param_grads,
+    or_zeros,
 )
 
 # Kernels that need 1 take it as ``one``, in the arrays' dtype: a Python float literal would
@@ -437,65 +443,6 @@ def _gru_backward(h0, w_hh, hs, gates, hn, dhs, dxw, dgh, dh, db_ih, db_hh, one)
 # -- validating wrappers (shared with the NumPy twin in kernels/twins/rnn.py) ----------------
 
 
-def check_layer(name, gates_per_step, x, h0, w_ih, w_hh, c0=None, biases=()):
-    """Shapes of a recurrent layer call; returns (dtype, T, B, H)."""
-    named = {f"bias{i}": b for i, b in enumerate(biases)}
-    dtype = _validate.floats(name, x=x, h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, **named)
-    _validate.rank(name, "x", x, 3, "(T, B, I)")
-    _validate.rank(name, "h0", h0, 2, "(B, H)")
-    t, b, i = x.shape
-    h = h0.shape[1]
-    g = gates_per_step * h
-    if h0.shape[0] != b:
-        raise ValueError(f"{name}: h0 {h0.shape} does not match the batch of x {x.shape}")
-    if w_ih.shape != (g, i):
-        raise ValueError(f"{name}: w_ih of shape {w_ih.shape} should be {(g, i)}")
-    if w_hh.shape != (g, h):
-        raise ValueError(f"{name}: w_hh of shape {w_hh.shape} should be {(g, h)}")
-    if c0 is not None and c0.shape != h0.shape:
-        raise ValueError(f"{name}: c0 of shape {c0.shape} should match h0 {h0.shape}")
-    for bias in biases:
-        if bias is not None and bias.shape != (g,):
-            raise ValueError(f"{name}: bias of shape {bias.shape} should be {(g,)}")
-    return dtype, t, b, h
-
-
-def input_projection(x, w_ih):
-    """x (T, B, I) @ w_ih.T for all steps: (T, B, G), one matmul."""
-    t, b, i = x.shape
-    return (x.reshape(t * b, i) @ w_ih.T).reshape(t, b, w_ih.shape[0])
-
-
-def previous_h(h0, hs):
-    """h_{t-1} for every step: h0, then the outputs of all but the last step (T, B, H)."""
-    return np.concatenate([h0[None], hs[:-1]], axis=0)
-
-
-def or_zeros(bias, g, dtype):
-    return np.zeros(g, dtype) if bias is None else bias
-
-
-def check_backward(name, gates_per_step, x, h0, w_ih, w_hh, grad, out, c0=None, **saved):
-    """A backward call's shapes: the layer's, the saved arrays', and the gradient against the
-    output it is the gradient of; returns (dtype, T, B, H)."""
-    dims = check_layer(name, gates_per_step, x, h0, w_ih, w_hh, c0=c0)
-    _validate.floats(name, grad=grad, out=out, **saved)
-    if grad.shape != out.shape:
-        raise ValueError(f"{name}: the gradient of shape {grad.shape} should be {out.shape}")
-    return dims
-
-
-def gru_param_grads(dxw, dgh, x, h0, hs, w_ih, need_input=True):
-    """(dx, dW_ih, dW_hh) from the gradients of the input projection dxw and of the recurrent
-    projection dgh (T, B, 3H); dx is None unless ``need_input``."""
-    t, b, g = dxw.shape
-    flat_x, flat_h = dxw.reshape(t * b, g), dgh.reshape(t * b, g)
-    dx = (flat_x @ w_ih).reshape(x.shape) if need_input else None
-    dw_ih = flat_x.T @ x.reshape(t * b, x.shape[2])
-    dw_hh = flat_h.T @ previous_h(h0, hs).reshape(t * b, h0.shape[1])
-    return dx, dw_ih, dw_hh
-
-
 def _packed(w):
     """w (M, K) as the microkernel's MR-row slivers. A transposed view is packed as it is,
     with no copy first: the packing then reads MR contiguous elements at a time."""
@@ -547,7 +494,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, bias=None):
     cells, saved for the backward: by batch sliver, gates (T, S, 4H', NR) and cells
     (T, S, H, NR) = c; by steps (see by_slivers), gates (T, B, 4H) and tanh(c) (T, B, H), as
     the twin. ``bias`` is b_ih + b_hh."""
-    dtype, t, b, h = check_layer("lstm_forward", 4, x, h0, w_ih, w_hh, c0=c0, biases=(bias,))
+    dtype, t, b, h = checks.rnn_layer("lstm_forward", 4, x, h0, w_ih, w_hh, c0=c0, biases=(bias,))
     s, nr = _slivers(dtype, b)
     hc = np.empty((2, t, b, h), dtype)
     bias = or_zeros(bias, 4 * h, dtype)
@@ -589,7 +536,7 @@ def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, cells, dhc, need_input=True)
     """Gradients (dx, dh0, dc0, dw_ih, dw_hh, dbias) from dhc (2, T, B, H), the gradient of
     lstm_forward's hc output, and what lstm_forward saved (``cells`` is tanh(c) by steps); dx
     is None unless ``need_input`` (a first layer on data skips it, a seventh of the work)."""
-    dtype, t, b, h = check_backward(
+    dtype, t, b, h = checks.rnn_backward_inputs(
         "lstm_backward", 4, x, h0, w_ih, w_hh, dhc, hc, c0=c0, gates=gates, cells=cells
     )
     s, nr = _slivers(dtype, b)
@@ -637,23 +584,10 @@ def _lstm_backward_steps(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c, dhc, need_inp
     return dx, dh, dc, dw_ih, dw_hh, db
 
 
-def lstm_param_grads(dxw, x, h0, hs, w_ih, need_input=True):
-    """(dx, dW_ih, dW_hh) from the gates' gradient dxw (T, B, 4H), by steps: dx = dxw @ W_ih
-    (None unless ``need_input``), and both weight gradients as one matmul over all T * B rows,
-    dgates.T @ [x | h_{t-1}]. Shared with the twin."""
-    t, b, g = dxw.shape
-    i = x.shape[2]
-    flat = dxw.reshape(t * b, g)
-    rows = np.concatenate([x, previous_h(h0, hs)], axis=2).reshape(t * b, i + h0.shape[1])
-    both = flat.T @ rows
-    dx = (flat @ w_ih).reshape(x.shape) if need_input else None
-    return dx, both[:, :i], both[:, i:]
-
-
 def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None):
     """GRU layer over T steps. Returns hs (T, B, H), and gates (T, B, 3H) and hn (T, B, H)
     saved for the backward."""
-    dtype, t, b, h = check_layer("gru_forward", 3, x, h0, w_ih, w_hh, biases=(b_ih, b_hh))
+    dtype, t, b, h = checks.rnn_layer("gru_forward", 3, x, h0, w_ih, w_hh, biases=(b_ih, b_hh))
     hs = np.empty((t, b, h), dtype)
     gates = np.empty((t, b, 3 * h), dtype)
     hn = np.empty((t, b, h), dtype)
@@ -667,7 +601,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None):
 
 def gru_backward(x, h0, w_ih, w_hh, hs, gates, hn, dhs, need_input=True):
     """Gradients (dx, dh0, dw_ih, dw_hh, db_ih, db_hh) from dhs (T, B, H), the gradient of hs."""
-    dtype, t, b, h = check_backward(
+    dtype, t, b, h = checks.rnn_backward_inputs(
         "gru_backward", 3, x, h0, w_ih, w_hh, dhs, hs, gates=gates, hn=hn
     )
     g = 3 * h

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import prange
 
-from kernels import _validate
+from kernels import checks
 from kernels._config import kernel
 from kernels._math import exp_shifted
 
@@ -21,11 +21,6 @@ def _as_oci(x: np.ndarray, dim: int) -> np.ndarray:
     o = math.prod(x.shape[:dim])
     i = math.prod(x.shape[dim + 1 :])
     return x.reshape(o, x.shape[dim], i)
-
-
-def _check_dim(name: str, x: np.ndarray, dim: int) -> None:
-    if not 0 <= dim < max(x.ndim, 1):
-        raise ValueError(f"{name}: dim {dim} is out of range for shape {x.shape}")
 
 
 # -- softmax / log_softmax ------------------------------------------------------------------
@@ -139,8 +134,8 @@ def _softmax_backward_rows(y, g, dx, log):
 
 def softmax_forward(x: np.ndarray, dim: int, log: bool = False) -> np.ndarray:
     """softmax(x) (or log_softmax with ``log=True``) along ``dim``; x float, C-contiguous."""
-    _validate.floats("softmax", x=x)
-    _check_dim("softmax", x, dim)
+    checks.floats("softmax", x=x)
+    checks.softmax_dim("softmax", x, dim)
     y = np.empty_like(x)
     if x.size:
         x3, y3 = _as_oci(x, dim), _as_oci(y, dim)
@@ -154,8 +149,8 @@ def softmax_forward(x: np.ndarray, dim: int, log: bool = False) -> np.ndarray:
 
 def softmax_backward(y: np.ndarray, grad: np.ndarray, dim: int, log: bool = False) -> np.ndarray:
     """Gradient of the input of softmax (or log_softmax) from its output y and dL/dy."""
-    _validate.floats("softmax_backward", y=y, grad=grad)
-    _check_dim("softmax_backward", y, dim)
+    checks.floats("softmax_backward", y=y, grad=grad)
+    checks.softmax_dim("softmax_backward", y, dim)
     if grad.shape != y.shape:
         raise ValueError(f"softmax_backward: grad shape {grad.shape} != output shape {y.shape}")
     dx = np.empty_like(y)
@@ -240,32 +235,10 @@ def _cross_entropy_backward(logits, target, weight, ignore_index, eps, lse, grad
         dlogits[n, t] -= g * wt
 
 
-def _check_cross_entropy(name, logits, target, weight, ignore_index):
-    dtype = _validate.floats(name, logits=logits, weight=weight)
-    _validate.rank(name, "logits", logits, 2, "(N, C)")
-    n, c = logits.shape
-    if not isinstance(target, np.ndarray) or target.dtype.kind not in "iu":
-        raise TypeError(f"{name}: target must be an integer array of class indices")
-    if target.shape != (n,):
-        raise ValueError(
-            f"{name}: target of shape {target.shape} does not match logits {logits.shape} "
-            f"(expected ({n},))"
-        )
-    if weight is not None and weight.shape != (c,):
-        raise ValueError(f"{name}: weight of shape {weight.shape} does not match {c} classes")
-    valid = target != ignore_index
-    if n and valid.any():
-        bad = target[valid & ((target < 0) | (target >= c))]
-        if bad.size:
-            raise IndexError(f"{name}: target {int(bad[0])} is out of range for {c} classes")
-    w = np.ones(c, dtype) if weight is None else weight
-    return np.ascontiguousarray(target, dtype=np.int64), w
-
-
 def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0):
     """Per-row cross-entropy of ``logits`` (N, C) against class indices; returns
     (loss (N,), lse (N,)). Rows whose target is ``ignore_index`` have loss 0."""
-    target, w = _check_cross_entropy("cross_entropy", logits, target, weight, ignore_index)
+    target, w = checks.cross_entropy_inputs("cross_entropy", logits, target, weight, ignore_index)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     n = logits.shape[0]
@@ -282,8 +255,10 @@ def cross_entropy_backward(
     logits, target, weight, lse, grad, ignore_index=-100, label_smoothing=0.0
 ):
     """d(sum_n grad[n] * loss_n)/d logits, from the forward's lse (nothing N x C is saved)."""
-    target, w = _check_cross_entropy("cross_entropy_backward", logits, target, weight, ignore_index)
-    _validate.floats("cross_entropy_backward", logits=logits, lse=lse, grad=grad)
+    target, w = checks.cross_entropy_inputs(
+        "cross_entropy_backward", logits, target, weight, ignore_index
+    )
+    checks.floats("cross_entropy_backward", logits=logits, lse=lse, grad=grad)
     dlogits = np.empty_like(logits)
     if logits.shape[0]:
         _cross_entropy_backward(

@@ -4,19 +4,11 @@ The names follow PyTorch: ``minigrad.tensor``, ``minigrad.no_grad``, ``minigrad.
 ``x.backward()``, ``x.grad``. Start reading at ``minigrad/tensor.py``.
 """
 
-import os as _os
+# Before anything imports NumPy or Numba: minigrad's process-wide settings, all in one
+# function (minigrad/process.py; MINIGRAD_PROCESS_SETTINGS=off turns them off).
+from minigrad import process as _process  # isort: skip
 
-# OpenBLAS's idle threads spin for 2^28 cycles (about 70 ms here) after each call before they
-# sleep (its THREAD_TIMEOUT), on the very cores that Numba's parallel kernels run on next. At
-# 2 threads that halved everything that mixes the two: an LSTM layer's fwd+bwd took 31.9 ms,
-# 13 ms with 2^16 cycles (about 18 us, still enough to catch back-to-back BLAS calls);
-# conv2d (64,32,14,14)->64 13.7 ms, 11.6; the hand-written GEMM right after a BLAS call ran at
-# 67 GFLOP/s instead of 144. BLAS's own speed is unchanged (198-200 GFLOP/s either way). 2^4
-# was no better than 2^16 for convolutions and slower for the LSTM (15.4-15.9 ms).
-# OpenBLAS reads this when it loads, that is when NumPy is first imported, so it applies
-# when minigrad is imported before NumPy (the `minigrad` command, the benchmarks, the
-# Makefile's commands); otherwise set it in the environment. A value already set is kept.
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+_process.apply()
 
 # tensor.py first: it defines Tensor, then imports the engine and the ops that need it.
 from minigrad.tensor import (  # isort: skip

@@ -2,7 +2,9 @@
 
 ``MINIGRAD_KERNELS=numba`` (the default) runs the Numba kernels; ``MINIGRAD_KERNELS=numpy``
 runs their plain NumPy twins, which have the same functions and signatures. Ops call
-``backend.softmax.softmax_forward(...)`` and so on, never ``kernels`` directly.
+``backend.softmax.softmax_forward(...)`` and so on, never ``kernels`` directly. The families
+(``backend.attention``, ``backend.conv``, ...) are the ones ``kernels.FAMILIES`` names, and
+``backend.checks`` holds the argument checks and geometry that kernels and twins share.
 
 ``set_num_threads(n)`` sets both Numba's thread pool and BLAS's (through threadpoolctl),
 so that the two never oversubscribe the cores.
@@ -10,9 +12,9 @@ so that the two never oversubscribe the cores.
 
 from __future__ import annotations
 
-import ctypes
+import importlib
 import os
-import sys
+from types import ModuleType
 
 import numba
 
@@ -21,75 +23,34 @@ import numba
 import scipy.linalg.cython_blas  # noqa: F401
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from kernels import FAMILIES, checks
+
 KERNELS = os.environ.get("MINIGRAD_KERNELS", "numba").strip().lower()
+_PACKAGES = {"numba": "kernels", "numpy": "kernels.twins"}
 
 
-def _keep_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed memory for reuse instead of returning it to the OS.
-
-    A training step allocates and frees the same few-megabyte arrays again and again
-    (activations, gradients, workspaces). By default glibc serves each of them with a fresh
-    ``mmap`` (or trims the heap after freeing), so every step touches new pages, and each first
-    touch is a page fault: on this project's 2-core VM six live 4 MB arrays cost 6.5 ms to
-    allocate and fill against 0.57 ms with memory kept (about 1 us per 4 KB page), which was a
-    quarter of an LSTM training step. Raising the mmap threshold to its maximum (32 MB) and the
-    trim threshold to 1 GB makes the heap keep and reuse those pages; arrays over 32 MB are
-    still mapped and unmapped. The cost: freed memory (up to 1 GB) stays with the process.
-    ``MINIGRAD_MALLOC=default`` keeps glibc's defaults. Does nothing where libc is not glibc.
-    """
-    if os.environ.get("MINIGRAD_MALLOC", "").strip().lower() == "default":
-        return False
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        ok = libc.mallopt(m_mmap_threshold, 32 << 20) == 1
-        return ok and libc.mallopt(m_trim_threshold, 1 << 30) == 1
-    except (OSError, AttributeError):
-        return False
+def implementation(family: str, kind: str = KERNELS) -> ModuleType:
+    """The module of one kernel family: ``kind`` "numba" (the kernels) or "numpy" (the twins).
+    Benchmarks and tests use it to put the two side by side."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown kernel family {family!r}; the families are {FAMILIES}")
+    if kind not in _PACKAGES:
+        raise ValueError(f"MINIGRAD_KERNELS must be 'numba' or 'numpy', got {kind!r}")
+    return importlib.import_module(f"{_PACKAGES[kind]}.{family}")
 
 
-MALLOC_TUNED = _keep_freed_memory()
-
-if KERNELS == "numba":
-    from kernels import (
-        attention,
-        conv,
-        elementwise,
-        layer_norm,
-        matmul,
-        optim,
-        pool,
-        rnn,
-        softmax,
-    )
-elif KERNELS == "numpy":
-    from kernels.twins import (
-        attention,
-        conv,
-        elementwise,
-        layer_norm,
-        matmul,
-        optim,
-        pool,
-        rnn,
-        softmax,
-    )
-else:
+if KERNELS not in _PACKAGES:
     raise ImportError(f"MINIGRAD_KERNELS must be 'numba' or 'numpy', got {KERNELS!r}")
+
+# backend.attention, backend.conv, ...: one module attribute per family, as chosen above.
+globals().update({family: implementation(family) for family in FAMILIES})
 
 __all__ = [
     "KERNELS",
-    "attention",
-    "conv",
-    "elementwise",
-    "layer_norm",
-    "matmul",
-    "optim",
-    "pool",
-    "rnn",
-    "softmax",
+    "FAMILIES",
+    "checks",
+    "implementation",
+    *FAMILIES,
     "get_num_threads",
     "set_num_threads",
 ]

@@ -122,9 +122,9 @@ def cmd_bench(args) -> int:
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         return _fail(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
-    root = Path(__file__).resolve().parents[1]
     for name in names:
-        code = subprocess.call([sys.executable, "-m", f"benchmarks.{name}"], cwd=root)
+        # benchmarks/ is installed with the command, so this works from any directory
+        code = subprocess.call([sys.executable, "-m", f"benchmarks.{name}"])
         if code:
             return code
     return 0

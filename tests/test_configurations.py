@@ -59,8 +59,11 @@ def test_kernels_run_without_jit():
     assert "7 passed, 1 skipped" in result.stdout
 
 
+SETTINGS = ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY", "MINIGRAD_PROCESS_SETTINGS")
+
+
 def _environment_after_import(code: str, **env: str) -> str:
-    environment = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    environment = {k: v for k, v in os.environ.items() if k not in SETTINGS}
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
@@ -73,14 +76,29 @@ def _environment_after_import(code: str, **env: str) -> str:
     return result.stdout.strip()
 
 
-def test_openblas_threads_are_told_to_sleep_soon_before_numpy_loads():
+REPORT = (
+    "import os, sys; import minigrad; "
+    "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), os.environ.get('OMP_WAIT_POLICY'), "
+    "sorted(minigrad.process.APPLIED), 'numpy' in sys.modules)"
+)
+
+
+def test_process_settings_are_made_before_numpy_loads():
     # minigrad sets OPENBLAS_THREAD_TIMEOUT before it imports NumPy (which loads OpenBLAS,
-    # which reads it once), and keeps a value the user set
-    code = (
-        "import sys, os; import minigrad; "
-        "print(os.environ['OPENBLAS_THREAD_TIMEOUT'], 'numpy' in sys.modules)"
+    # which reads it once) and OMP_WAIT_POLICY before Numba starts OpenMP
+    assert _environment_after_import(REPORT) == (
+        "16 PASSIVE ['OMP_WAIT_POLICY', 'OPENBLAS_THREAD_TIMEOUT', 'malloc'] True"
     )
-    assert _environment_after_import(code) == "16 True"
-    assert _environment_after_import(code, OPENBLAS_THREAD_TIMEOUT="20") == "20 True"
-    first = "import sys, os; import minigrad; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
-    assert _environment_after_import(first.replace("import minigrad", "import benchmarks")) == "16"
+    first = "import os; import benchmarks; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    assert _environment_after_import(first) == "16"
+
+
+def test_process_settings_keep_what_the_user_set():
+    out = _environment_after_import(REPORT, OPENBLAS_THREAD_TIMEOUT="20", OMP_WAIT_POLICY="ACTIVE")
+    assert out == "20 ACTIVE ['malloc'] True"
+    out = _environment_after_import(REPORT, MINIGRAD_MALLOC="default")
+    assert out == "16 PASSIVE ['OMP_WAIT_POLICY', 'OPENBLAS_THREAD_TIMEOUT'] True"
+
+
+def test_one_variable_turns_every_process_setting_off():
+    assert _environment_after_import(REPORT, MINIGRAD_PROCESS_SETTINGS="off") == "None None [] True"

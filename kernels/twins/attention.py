@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels import _validate
-from kernels.attention import _check
+from kernels import checks
 
 
 def _probabilities(q, k, mask4, has_mask, causal, scale):
@@ -25,15 +24,17 @@ def _probabilities(q, k, mask4, has_mask, causal, scale):
 
 
 def attention_forward(q, k, v, mask=None, is_causal=False, scale=None):
-    mask4, has_mask = _check("scaled_dot_product_attention", q, k, v, mask)
+    mask4, has_mask = checks.attention_inputs("scaled_dot_product_attention", q, k, v, mask)
     scale = 1.0 / np.sqrt(q.shape[3]) if scale is None else float(scale)
     p, lse = _probabilities(q, k, mask4, has_mask, is_causal, scale)
     return np.matmul(p, v).astype(q.dtype), lse.astype(q.dtype)
 
 
 def attention_backward(q, k, v, out, lse, dout, mask=None, is_causal=False, scale=None):
-    mask4, has_mask = _check("scaled_dot_product_attention_backward", q, k, v, mask)
-    _validate.floats("scaled_dot_product_attention_backward", out=out, lse=lse, grad=dout)
+    mask4, has_mask = checks.attention_inputs(
+        "scaled_dot_product_attention_backward", q, k, v, mask
+    )
+    checks.floats("scaled_dot_product_attention_backward", out=out, lse=lse, grad=dout)
     scale = 1.0 / np.sqrt(q.shape[3]) if scale is None else float(scale)
     p, _ = _probabilities(q, k, mask4, has_mask, is_causal, scale)
     dv = np.matmul(np.swapaxes(p, -1, -2), dout)

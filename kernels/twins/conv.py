@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels import _validate
-from kernels.conv import _check_backward, _geometry
+from kernels import checks
 
 
 def _padded(x, p_tblr):
@@ -20,7 +19,8 @@ def _pads(x_hw, k, s, p_tl, d, out_hw):
     return p_tl[0], max(0, need_h - x_hw[0] - p_tl[0]), p_tl[1], max(0, need_w - x_hw[1] - p_tl[1])
 
 
-def im2col(x, k, s, p_tl, d, groups, out_hw):
+def im2col(x, kernel_hw, stride_hw, pad_tl, dilation_hw, groups, out_hw):
+    k, s, p_tl, d = kernel_hw, stride_hw, pad_tl, dilation_hw
     b, c, h, w = x.shape
     xp = _padded(x, _pads((h, w), k, s, p_tl, d, out_hw))
     oh, ow = out_hw
@@ -37,7 +37,8 @@ def im2col(x, k, s, p_tl, d, groups, out_hw):
     return np.ascontiguousarray(patches.transpose(1, 2, 0, 3)).reshape(groups, rows, b * oh * ow)
 
 
-def col2im(dcols, x_shape, k, s, p_tl, d, out_hw):
+def col2im(dcols, x_shape, kernel_hw, stride_hw, pad_tl, dilation_hw, out_hw):
+    k, s, p_tl, d = kernel_hw, stride_hw, pad_tl, dilation_hw
     b, c, h, w = x_shape
     pads = _pads((h, w), k, s, p_tl, d, out_hw)
     dxp = np.zeros((b, c, h + pads[0] + pads[1], w + pads[2] + pads[3]), dcols.dtype)
@@ -59,8 +60,8 @@ def col2im(dcols, x_shape, k, s, p_tl, d, out_hw):
 
 
 def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    _validate.floats("conv2d", input=x, weight=w, bias=bias)
-    k, s, p, d, (oh, ow) = _geometry("conv2d", x, w, stride, padding, dilation, groups)
+    checks.floats("conv2d", input=x, weight=w, bias=bias)
+    k, s, p, d, (oh, ow) = checks.conv_geometry("conv2d", x, w, stride, padding, dilation, groups)
     o = w.shape[0]
     if bias is not None and bias.shape != (o,):
         raise ValueError(f"conv2d: bias of shape {bias.shape} does not match {o} output channels")
@@ -80,7 +81,9 @@ def conv2d_forward_keeping_columns(
 def conv2d_backward(
     x, w, dout, stride=1, padding=0, dilation=1, groups=1, need=(True, True, True), cols=None
 ):
-    k, s, p, d, (oh, ow) = _check_backward(x, w, dout, stride, padding, dilation, groups)
+    k, s, p, d, (oh, ow) = checks.conv_backward_inputs(
+        x, w, dout, stride, padding, dilation, groups
+    )
     b, o = x.shape[0], w.shape[0]
     dg = dout.transpose(1, 0, 2, 3).reshape(groups, o // groups, b * oh * ow)
     wg = w.reshape(groups, o // groups, -1)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.matmul import _check
+from kernels import checks
 
 
 def gemm(a, b):
-    _check("gemm", a, b)
+    checks.matmul_inputs("gemm", a, b)
     return np.matmul(a, b)
 
 
 def matmul(a, b):
-    _check("matmul", a, b)
+    checks.matmul_inputs("matmul", a, b)
     return np.matmul(a, b)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.optim import check
+from kernels import checks
 
 
 def sgd_step(
     p, g, buf, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, first=False
 ):
-    check("sgd_step", p, g, buf=buf)
+    checks.optimizer_state("sgd_step", p, g, buf=buf)
     d = g + weight_decay * p if weight_decay else g.copy()
     if momentum != 0.0:
         if first:
@@ -23,7 +23,7 @@ def sgd_step(
 
 
 def adam_step(p, g, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step):
-    check("adam_step", p, g, m=m, v=v, vmax=vmax)
+    checks.optimizer_state("adam_step", p, g, m=m, v=v, vmax=vmax)
     x = p.astype(np.float64)
     d = g.astype(np.float64)
     if decoupled:
@@ -41,7 +41,7 @@ def adam_step(p, g, m, v, vmax, lr, beta1, beta2, eps, weight_decay, decoupled, 
 
 
 def rmsprop_step(p, g, sq, ga, buf, lr, alpha, eps, weight_decay, momentum, centered):
-    check("rmsprop_step", p, g, sq=sq, ga=ga, buf=buf)
+    checks.optimizer_state("rmsprop_step", p, g, sq=sq, ga=ga, buf=buf)
     d = g.astype(np.float64) + weight_decay * p
     sq[...] = alpha * sq + (1.0 - alpha) * d * d
     if centered:
@@ -57,14 +57,14 @@ def rmsprop_step(p, g, sq, ga, buf, lr, alpha, eps, weight_decay, momentum, cent
 
 
 def adagrad_step(p, g, total, lr, lr_decay, eps, weight_decay, step):
-    check("adagrad_step", p, g, total=total)
+    checks.optimizer_state("adagrad_step", p, g, total=total)
     d = g.astype(np.float64) + weight_decay * p
     total[...] = total + d * d
     p[...] = p - lr / (1.0 + (step - 1) * lr_decay) * d / (np.sqrt(total.astype(np.float64)) + eps)
 
 
 def adadelta_step(p, g, sq, acc, lr, rho, eps, weight_decay):
-    check("adadelta_step", p, g, sq=sq, acc=acc)
+    checks.optimizer_state("adadelta_step", p, g, sq=sq, acc=acc)
     d = g.astype(np.float64) + weight_decay * p
     sq[...] = rho * sq + (1.0 - rho) * d * d
     delta = np.sqrt(acc + eps) / np.sqrt(sq.astype(np.float64) + eps) * d

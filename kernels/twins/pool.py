@@ -5,15 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels import _validate
-from kernels.pool import (
-    _adaptive_size,
-    _check_avg_backward,
-    _check_max_backward,
-    _divisor,
-    _geometry,
-    refuse_outside_plane,
-)
+from kernels import checks
 
 
 def _offsets(k, s, p, d, size, out):
@@ -22,7 +14,7 @@ def _offsets(k, s, p, d, size, out):
 
 
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = _geometry(
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = checks.pool_geometry(
         "max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode
     )
     b, c, h, w = x.shape
@@ -42,9 +34,11 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
 def max_pool2d_backward(
     grad, argmax, input_shape, kernel_size=None, stride=None, padding=0, dilation=1
 ):
-    _check_max_backward(grad, argmax, input_shape)
+    checks.max_pool_backward_inputs(grad, argmax, input_shape)
     b, c, h, w = input_shape
-    refuse_outside_plane(np.count_nonzero((argmax < 0) | (argmax >= h * w)), input_shape)
+    checks.refuse_argmax_outside_plane(
+        np.count_nonzero((argmax < 0) | (argmax >= h * w)), input_shape
+    )
     dx = np.zeros((b * c, h * w), grad.dtype)
     planes = np.repeat(np.arange(b * c), grad.shape[2] * grad.shape[3])
     np.add.at(dx, (planes, argmax.reshape(-1)), grad.reshape(-1))
@@ -77,10 +71,20 @@ def avg_pool2d_forward(
     count_include_pad=True,
     divisor_override=None,
 ):
-    k, s, p, _, (oh, ow) = _geometry("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
+    k, s, p, _, (oh, ow) = checks.pool_geometry(
+        "avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode
+    )
     b, c, h, w = x.shape
     (h0, h1), (w0, w1), n = _avg_divisors(
-        h, w, oh, ow, k, s, p, count_include_pad, _divisor("avg_pool2d", divisor_override)
+        h,
+        w,
+        oh,
+        ow,
+        k,
+        s,
+        p,
+        count_include_pad,
+        checks.pool_divisor("avg_pool2d", divisor_override),
     )
     out = np.zeros((b, c, oh, ow), x.dtype)
     for i in range(oh):
@@ -99,12 +103,20 @@ def avg_pool2d_backward(
     count_include_pad=True,
     divisor_override=None,
 ):
-    k, s, p, (oh, ow) = _check_avg_backward(
+    k, s, p, (oh, ow) = checks.avg_pool_backward_inputs(
         grad, input_shape, kernel_size, stride, padding, ceil_mode
     )
     h, w = input_shape[2:]
     (h0, h1), (w0, w1), n = _avg_divisors(
-        h, w, oh, ow, k, s, p, count_include_pad, _divisor("avg_pool2d_backward", divisor_override)
+        h,
+        w,
+        oh,
+        ow,
+        k,
+        s,
+        p,
+        count_include_pad,
+        checks.pool_divisor("avg_pool2d_backward", divisor_override),
     )
     dx = np.zeros(input_shape, grad.dtype)
     g = grad / np.where(n > 0, n, 1)
@@ -119,9 +131,9 @@ def _adaptive_windows(size, out):
 
 
 def adaptive_avg_pool2d_forward(x, output_size):
-    _validate.floats("adaptive_avg_pool2d", x=x)
-    _validate.rank("adaptive_avg_pool2d", "x", x, 4, "(B, C, H, W)")
-    oh, ow = _adaptive_size("adaptive_avg_pool2d", x.shape, output_size)
+    checks.floats("adaptive_avg_pool2d", x=x)
+    checks.rank("adaptive_avg_pool2d", "x", x, 4, "(B, C, H, W)")
+    oh, ow = checks.adaptive_pool_size("adaptive_avg_pool2d", x.shape, output_size)
     if x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(f"adaptive_avg_pool2d: input of shape {x.shape} has an empty plane")
     out = np.empty(x.shape[:2] + (oh, ow), x.dtype)
@@ -132,7 +144,7 @@ def adaptive_avg_pool2d_forward(x, output_size):
 
 
 def adaptive_avg_pool2d_backward(grad, input_shape):
-    _validate.floats("adaptive_avg_pool2d_backward", grad=grad)
+    checks.floats("adaptive_avg_pool2d_backward", grad=grad)
     dx = np.zeros(input_shape, grad.dtype)
     oh, ow = grad.shape[2:]
     for i, (h0, h1) in enumerate(_adaptive_windows(input_shape[2], oh)):

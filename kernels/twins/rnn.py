@@ -7,14 +7,48 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.rnn import (
-    check_backward,
-    check_layer,
-    gru_param_grads,
-    input_projection,
-    lstm_param_grads,
-    or_zeros,
-)
+from kernels import checks
+
+# -- the all-steps products, shared with the Numba module ---------------------------------
+
+
+def input_projection(x, w_ih):
+    """x (T, B, I) @ w_ih.T for all steps: (T, B, G), one matmul."""
+    t, b, i = x.shape
+    return (x.reshape(t * b, i) @ w_ih.T).reshape(t, b, w_ih.shape[0])
+
+
+def _previous_h(h0, hs):
+    """h_{t-1} for every step: h0, then the outputs of all but the last step (T, B, H)."""
+    return np.concatenate([h0[None], hs[:-1]], axis=0)
+
+
+def or_zeros(bias, g, dtype):
+    return np.zeros(g, dtype) if bias is None else bias
+
+
+def gru_param_grads(dxw, dgh, x, h0, hs, w_ih, need_input=True):
+    """(dx, dW_ih, dW_hh) from the gradients of the input projection dxw and of the recurrent
+    projection dgh (T, B, 3H); dx is None unless ``need_input``."""
+    t, b, g = dxw.shape
+    flat_x, flat_h = dxw.reshape(t * b, g), dgh.reshape(t * b, g)
+    dx = (flat_x @ w_ih).reshape(x.shape) if need_input else None
+    dw_ih = flat_x.T @ x.reshape(t * b, x.shape[2])
+    dw_hh = flat_h.T @ _previous_h(h0, hs).reshape(t * b, h0.shape[1])
+    return dx, dw_ih, dw_hh
+
+
+def lstm_param_grads(dxw, x, h0, hs, w_ih, need_input=True):
+    """(dx, dW_ih, dW_hh) from the gates' gradient dxw (T, B, 4H), by steps: dx = dxw @ W_ih
+    (None unless ``need_input``), and both weight gradients as one matmul over all T * B rows,
+    dgates.T @ [x | h_{t-1}]. Shared with the Numba module."""
+    t, b, g = dxw.shape
+    i = x.shape[2]
+    flat = dxw.reshape(t * b, g)
+    rows = np.concatenate([x, _previous_h(h0, hs)], axis=2).reshape(t * b, i + h0.shape[1])
+    both = flat.T @ rows
+    dx = (flat @ w_ih).reshape(x.shape) if need_input else None
+    return dx, both[:, :i], both[:, i:]
 
 
 def _sigmoid(v):
@@ -22,7 +56,7 @@ def _sigmoid(v):
 
 
 def lstm_forward(x, h0, c0, w_ih, w_hh, bias=None):
-    dtype, t, b, h = check_layer("lstm_forward", 4, x, h0, w_ih, w_hh, c0=c0, biases=(bias,))
+    dtype, t, b, h = checks.rnn_layer("lstm_forward", 4, x, h0, w_ih, w_hh, c0=c0, biases=(bias,))
     hc = np.empty((2, t, b, h), dtype)
     gates = np.empty((t, b, 4 * h), dtype)
     tanh_c = np.empty((t, b, h), dtype)
@@ -38,8 +72,9 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, bias=None):
     return hc, gates, tanh_c
 
 
-def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c, dhc, need_input=True):
-    dtype, t, b, h = check_backward(
+def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, cells, dhc, need_input=True):
+    tanh_c = cells  # what this twin's forward saves of the cells: tanh(c_t)
+    dtype, t, b, h = checks.rnn_backward_inputs(
         "lstm_backward", 4, x, h0, w_ih, w_hh, dhc, hc, c0=c0, gates=gates, tanh_c=tanh_c
     )
     dxw = np.empty((t, b, 4 * h), dtype)
@@ -66,7 +101,7 @@ def lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, tanh_c, dhc, need_input=True
 
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None):
-    dtype, t, b, h = check_layer("gru_forward", 3, x, h0, w_ih, w_hh, biases=(b_ih, b_hh))
+    dtype, t, b, h = checks.rnn_layer("gru_forward", 3, x, h0, w_ih, w_hh, biases=(b_ih, b_hh))
     hs = np.empty((t, b, h), dtype)
     gates = np.empty((t, b, 3 * h), dtype)
     hn = np.empty((t, b, h), dtype)
@@ -84,7 +119,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None):
 
 
 def gru_backward(x, h0, w_ih, w_hh, hs, gates, hn, dhs, need_input=True):
-    dtype, t, b, h = check_backward(
+    dtype, t, b, h = checks.rnn_backward_inputs(
         "gru_backward", 3, x, h0, w_ih, w_hh, dhs, hs, gates=gates, hn=hn
     )
     g = 3 * h

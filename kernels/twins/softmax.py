@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels import _validate
-from kernels.softmax import _check_cross_entropy, _check_dim
+from kernels import checks
 
 
 def softmax_forward(x, dim, log=False):
-    _validate.floats("softmax", x=x)
-    _check_dim("softmax", x, dim)
+    checks.floats("softmax", x=x)
+    checks.softmax_dim("softmax", x, dim)
     if x.size == 0:
         return np.empty_like(x)
     m = np.max(x, axis=dim, keepdims=True)
@@ -21,8 +20,8 @@ def softmax_forward(x, dim, log=False):
 
 
 def softmax_backward(y, grad, dim, log=False):
-    _validate.floats("softmax_backward", y=y, grad=grad)
-    _check_dim("softmax_backward", y, dim)
+    checks.floats("softmax_backward", y=y, grad=grad)
+    checks.softmax_dim("softmax_backward", y, dim)
     if grad.shape != y.shape:
         raise ValueError(f"softmax_backward: grad shape {grad.shape} != output shape {y.shape}")
     if log:
@@ -31,7 +30,7 @@ def softmax_backward(y, grad, dim, log=False):
 
 
 def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0):
-    target, w = _check_cross_entropy("cross_entropy", logits, target, weight, ignore_index)
+    target, w = checks.cross_entropy_inputs("cross_entropy", logits, target, weight, ignore_index)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     n, c = logits.shape
@@ -50,8 +49,10 @@ def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_
 def cross_entropy_backward(
     logits, target, weight, lse, grad, ignore_index=-100, label_smoothing=0.0
 ):
-    target, w = _check_cross_entropy("cross_entropy_backward", logits, target, weight, ignore_index)
-    _validate.floats("cross_entropy_backward", logits=logits, lse=lse, grad=grad)
+    target, w = checks.cross_entropy_inputs(
+        "cross_entropy_backward", logits, target, weight, ignore_index
+    )
+    checks.floats("cross_entropy_backward", logits=logits, lse=lse, grad=grad)
     n, c = logits.shape
     valid = target != ignore_index
     safe = np.where(valid, target, 0)

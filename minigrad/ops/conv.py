@@ -135,9 +135,8 @@ def conv1d(
 
 def _np_conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     """A direct (loop over output positions) reference, independent of im2col."""
-    from kernels.conv import _geometry  # the shared geometry rules, not the computation
-
-    (kh, kw), (sh, sw), (pt, pl), (dh, dw), (oh, ow) = _geometry(
+    # the shared geometry rules (kernels/checks.py), not the computation
+    (kh, kw), (sh, sw), (pt, pl), (dh, dw), (oh, ow) = backend.checks.conv_geometry(
         "conv2d", x, w, stride, padding, dilation, groups
     )
     bsz, c = x.shape[:2]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels import conv, conv_slivers
+from kernels import checks, conv, conv_slivers
 from kernels.twins import conv as t_conv
 
 from .test_kernels import DTYPES, arr, same
@@ -29,7 +29,7 @@ SLIVER_CASES = [
 
 
 def _takes_sliver_path(x, w, padding):
-    geometry = conv._geometry("conv2d", x, w, 1, padding, 1, 1)
+    geometry = checks.conv_geometry("conv2d", x, w, 1, padding, 1, 1)
     return conv._sliver_pads(x, w, geometry[0], geometry[1], geometry[2], geometry[3], 1,
                              geometry[4]) is not None  # fmt: skip
 
