@@ -150,7 +150,7 @@ def test_the_command_and_its_benchmarks_work_from_an_installed_copy(tmp_path):
             "install",
             "-q",
             "--no-deps",
-                        "--target",
+            "--target",
             str(target),
             str(ROOT),
         ],
