@@ -51,11 +51,11 @@ from numba import prange
 
 from kernels._config import kernel
 from kernels.conv_winograd import G
-from kernels.matmul import (
-    _micro_sliver,
-    _micro_strided,
-    _sliver_tile,
-    _sliver_tile_of,
+from kernels.microkernels import (
+    sliver_tile,
+    sliver_tile_of,
+    sliver_tile_product,
+    strided_tile_product,
 )
 
 # A batch must fill at least this share of its slivers' images.
@@ -87,7 +87,7 @@ def applies(kernel_hw, stride_hw, dilation_hw, groups, pads, batch, channels, ou
     (up to 0.99 at 2); 0.52-1.26 at a batch of 8 (half a sliver); 1.24-2.2 on 1x1 layers, a
     plain product that im2col hands to BLAS without a copy; 1.56-6.3 with 1 or 3 input
     channels, which the tiles pad to 16; 0.57-0.98 with 4 output channels."""
-    _, nr = _sliver_tile(dtype)
+    _, nr = sliver_tile(dtype)
     slivers = -(-batch // nr)
     return (
         possible(kernel_hw, stride_hw, dilation_hw, groups, pads)
@@ -117,7 +117,7 @@ def _to_slivers(x, top, left, xs, xh):
     # Cp), the channels innermost (either may be empty: not wanted), zero where padded
     # (rows, columns, channels from C on, images from B on). One prange iteration per
     # (sliver, padded row).
-    MR, NR = _sliver_tile_of(x)
+    MR, NR = sliver_tile_of(x)
     B, C, H, W = x.shape
     S, Hp = (xs.shape[0], xs.shape[1]) if xs.size else (xh.shape[0], xh.shape[1])
     for job in prange(S * Hp):
@@ -148,7 +148,7 @@ def _zero_padding(row, h, H, left, W):
 @kernel
 def _row_images_inner(x, s, h, left, lanes, row):
     # row (Wp, Cp, NR) = padded row h of the images of sliver s, images innermost
-    MR, NR = _sliver_tile_of(x)
+    MR, NR = sliver_tile_of(x)
     B, C, H, W = x.shape
     Cp = row.shape[1]
     if not _zero_padding(row, h, H, left, W):
@@ -185,7 +185,7 @@ def _row_images_inner(x, s, h, left, lanes, row):
 def _row_channels_inner(x, s, h, left, lanes, row):
     # row (Wp, NR, Cp) = padded row h of the images of sliver s, channels innermost: for each
     # image, blocks of JB channels x JB columns pass through a buffer
-    MR, NR = _sliver_tile_of(x)
+    MR, NR = sliver_tile_of(x)
     B, C, H, W = x.shape
     Cp = row.shape[2]
     if not _zero_padding(row, h, H, left, W):
@@ -218,7 +218,7 @@ def _row_channels_inner(x, s, h, left, lanes, row):
 def _row_out(rows, s, i, bias, out):
     # out[s*NR + l, o, i, j] = rows[j, o*NR + l] + bias[o], for one output row i of sliver s:
     # rows (>= OW, >= O*NR), a row of the sliver layout.
-    MR, NR = _sliver_tile_of(out)
+    MR, NR = sliver_tile_of(out)
     B, O, OH, OW = out.shape
     lanes = min(NR, B - s * NR)
     buf = np.empty((JB, NR), out.dtype)
@@ -262,7 +262,7 @@ def _convolve(xs, wt, KH, KW, bias, out):
     # for the NR images b of sliver s; see the module docstring. One prange iteration per
     # (sliver, output row). The tiles of MR channels of a row go to a buffer (OW, MR, NR),
     # from which each (image, channel) row of out is written as one run of OW.
-    MR, NR = _sliver_tile_of(out)
+    MR, NR = sliver_tile_of(out)
     S, Hp, Wp, Cin, _ = xs.shape
     B, O, OH, OW = out.shape
     Op = wt.shape[0]
@@ -278,7 +278,7 @@ def _convolve(xs, wt, KH, KW, bias, out):
         for ob in range(Op // MR):
             buf[:] = 0.0
             for j in range(OW):
-                _micro_strided(
+                strided_tile_product(
                     wp, np.uint64(ob * MR * K), np.uint64(K), run, np.uint64(0),
                     xp, np.uint64(((s * Hp + i) * Wp + j) * Cin * NR), np.uint64(NR), jump, KH,
                     buf[j * MR * NR : (j + 1) * MR * NR],
@@ -298,7 +298,7 @@ def _grad_to_slivers(dout, top, left, dys, partial_bias):
     # on zero (the border: _zero_border); partial_bias[job, o]: dout summed over the row of
     # this iteration, one per (sliver, output row). Each run of JB columns of dout is read once
     # into a buffer of NR images x JB columns, summed, and written from there.
-    MR, NR = _sliver_tile_of(dout)
+    MR, NR = sliver_tile_of(dout)
     B, O, OH, OW = dout.shape
     S, _, _, Op, _ = dys.shape
     for job in prange(S * OH):
@@ -352,7 +352,7 @@ def _weight_grad(dys, xh, top, left, KH, KW, OH, OW, groups, part):
     # part[g, u*KW + v, ob, cb] (MR, NR) = the (o, c) tile of the sum over the positions
     # (s, i, j) of group g and images l of dys[s, top+i, left+j, o, l] * xh[s, i+u, j+v, l, c].
     # One prange iteration per group of (sliver, output row) jobs, each with its own partial.
-    MR, NR = _sliver_tile_of(dys)
+    MR, NR = sliver_tile_of(dys)
     S, Hq, Wq, Op, _ = dys.shape
     _, Hp, Wp, _, Cp = xh.shape
     ap = dys.reshape(dys.size)
@@ -371,7 +371,7 @@ def _weight_grad(dys, xh, top, left, KH, KW, OH, OW, groups, part):
                     for ob in range(Op // MR):
                         for cb in range(Cp // NR):
                             o = ((((u * KW + v) * (Op // MR) + ob) * (Cp // NR)) + cb) * MR * NR
-                            _micro_strided(
+                            strided_tile_product(
                                 ap, np.uint64(pa0 + ob * MR * NR), np.uint64(NR), NR,
                                 np.uint64((Op - 1) * NR),
                                 bp, np.uint64(pb0 + cb * NR), np.uint64(Cp), np.uint64(0), OW,
@@ -463,7 +463,7 @@ def _grad_output_tiles(g, s, ty, tx0, nt, P, D):
 @kernel
 def _tile_products(u, src, K, nt, dst):
     # dst[e, t] (R, NR) = U[e] (R x K, packed: u[e] (R/MR, K, MR)) @ src[e, t] (K, NR)
-    MR, NR = _sliver_tile_of(dst)
+    MR, NR = sliver_tile_of(dst)
     n_rb = u.shape[1]
     up = u.reshape(u.size)
     sp = src.reshape(src.size)
@@ -475,7 +475,7 @@ def _tile_products(u, src, K, nt, dst):
             pb = np.uint64((e * tb + t) * ls)
             for rb in range(n_rb):
                 o = (e * tb + t) * ld + rb * MR * NR
-                _micro_sliver(
+                sliver_tile_product(
                     up, np.uint64((e * n_rb + rb) * K * MR), sp, pb, K, dp[o : o + MR * NR], zero
                 )
 
@@ -484,7 +484,7 @@ def _tile_products(u, src, K, nt, dst):
 def _winograd_forward(xs, u, TH, TW, bias, out):
     # out = the 3x3 convolution of xs (S, 2TH + 2, 2TW + 2, Cp, NR), u: the transformed
     # filters packed (16, Op/MR, Cp, MR). One prange iteration per (sliver, row of tiles).
-    MR, NR = _sliver_tile_of(out)
+    MR, NR = sliver_tile_of(out)
     S, _, _, Cp, _ = xs.shape
     OH = out.shape[2]
     Op = u.shape[1] * MR
@@ -526,7 +526,7 @@ def _winograd_grad_input(dys, ut, TH, TW, parity, dxs):
     # two calls (parity 0, then 1) never write the same memory at once. dys: dout in the
     # sliver layout (S, 2TH, 2TW, O, NR), zero beyond the output; ut: the transformed filters
     # transposed and packed (16, Cp/MR, O, MR).
-    MR, NR = _sliver_tile_of(dxs)
+    MR, NR = sliver_tile_of(dxs)
     S, _, _, Cp, _ = dxs.shape
     O = dys.shape[3]
     L = Cp * NR
@@ -577,7 +577,7 @@ def _winograd_grad_weight(dys, xh, TH, TW, groups, part):
     # dM[e, t] (Op, NR), the grad-output transform of dys (S, 2TH, 2TW, Op, NR), times
     # Vh[e, t] (NR, Cp), the input transform of xh, whose vectors keep the channels
     # innermost. The microkernel reads dM's rows o and Vh's rows (t, l) in place.
-    MR, NR = _sliver_tile_of(dys)
+    MR, NR = sliver_tile_of(dys)
     Op = dys.shape[3]
     Cp = xh.shape[4]
     jobs = dys.shape[0] * TH
@@ -601,7 +601,7 @@ def _winograd_grad_weight(dys, xh, TH, TW, groups, part):
                     for ob in range(Op // MR):
                         for cb in range(Cp // NR):
                             o = ((e * (Op // MR) + ob) * (Cp // NR) + cb) * MR * NR
-                            _micro_strided(
+                            strided_tile_product(
                                 dp, np.uint64((e * TB * Op + ob * MR) * NR), np.uint64(NR), NR,
                                 np.uint64((Op - 1) * NR),
                                 vp, np.uint64(e * TB * NR * Cp + cb * NR), np.uint64(Cp),
@@ -624,7 +624,7 @@ def _winograd_filters(w, rows, depth):
     5x faster than G @ w @ G^T on NumPy's batched matmul). For the input gradient pass the
     filters transposed (C, O, 3, 3)."""
     o, c = w.shape[:2]
-    mr, _ = _sliver_tile(w.dtype)
+    mr, _ = sliver_tile(w.dtype)
     u = (w.reshape(o * c, 9) @ _G_KRON.T.astype(w.dtype)).T.reshape(16, o, c)
     full = np.zeros((16, rows, depth), w.dtype)
     full[:, :o, :c] = u
@@ -640,7 +640,7 @@ def sliver_shape(x, pads, kernel_hw, channels_inner=False):
     """The shape of x in the sliver layout (xs, or xh with channels_inner), padded by pads
     (top, bottom, left, right); for Winograd, to whole tiles (2TH + 2 rows, 2TW + 2)."""
     b, c, h, w = x.shape
-    mr, nr = _sliver_tile(x.dtype)
+    mr, nr = sliver_tile(x.dtype)
     top, bottom, left, right = pads
     hp, wp = h + top + bottom, w + left + right
     if winograd(kernel_hw):
@@ -665,7 +665,7 @@ def forward(x, w, bias, pads, keep=False):
     (xh), which the weight gradient reads; else None."""
     b, _, h, wd = x.shape
     o, _, kh, kw = w.shape
-    mr, _ = _sliver_tile(x.dtype)
+    mr, _ = sliver_tile(x.dtype)
     top, bottom, left, right = pads
     oh, ow = h + top + bottom - kh + 1, wd + left + right - kw + 1
     xs, xh = _slivers(x, pads, (kh, kw), True, keep)
@@ -683,7 +683,7 @@ def backward(x, w, dout, pads, need, xh=None):
     """(dx, dw, dbias), None where ``need`` says not wanted; xh: the forward's, if kept."""
     b, c, h, wd = x.shape
     o, _, kh, kw = w.shape
-    mr, nr = _sliver_tile(x.dtype)
+    mr, nr = sliver_tile(x.dtype)
     top, bottom, left, right = pads
     oh, ow = dout.shape[2:]
     s = -(-b // nr)

@@ -37,97 +37,24 @@ import numpy as np
 from numba import prange
 
 from kernels import checks
-from kernels._config import inlined_overload, kernel
-from kernels._microkernels import (
-    micro_float32,
-    micro_float64,
-    micro_sliver_float32,
-    micro_sliver_float64,
-    micro_strided_float32,
-    micro_strided_float64,
+from kernels._config import kernel
+from kernels.microkernels import (
+    gemm_tile_of,
+    packed_tile_product,
+    sliver_tile,
+    sliver_tile_of,
+    sliver_tile_product,
+    strided_tile_product,
 )
-from kernels.gen_microkernels import SLIVER_TILES, TILES
 
 # Block sizes: a KC x NR sliver of B in L1 (32 KiB), MC x KC of A in L2 (1 MiB on Zen 4),
 # KC x NC of B in L3. Best measured of the sizes tried around the usual ones.
 MC, KC, NC = 192, 256, 1024
 
 
-def _tile(dtype) -> tuple[int, int]:
-    """(MR, NR) of the microkernel for this dtype."""
-    return TILES[np.dtype(dtype).name]
-
-
-def _micro(ap, pa, bp, pb, kc, out, zero):
-    """The microkernel for the panels' dtype (a Numba overload picks it at compile time)."""
-    (micro_float32 if ap.dtype == np.float32 else micro_float64)(ap, pa, bp, pb, kc, out, zero)
-
-
-@inlined_overload(_micro)
-def _micro_overload(ap, pa, bp, pb, kc, out, zero):
-    chosen = micro_float32 if ap.dtype.name == "float32" else micro_float64
-    return lambda ap, pa, bp, pb, kc, out, zero: chosen(ap, pa, bp, pb, kc, out, zero)
-
-
-def _sliver_tile(dtype) -> tuple[int, int]:
-    """(MR, NR) of the sliver microkernels for this dtype."""
-    return SLIVER_TILES[np.dtype(dtype).name]
-
-
-def _sliver_tile_of(c):
-    """(MR, NR) of the sliver microkernels for c's dtype, compile-time constants in a kernel."""
-    return _sliver_tile(c.dtype)
-
-
-@inlined_overload(_sliver_tile_of)
-def _sliver_tile_of_overload(c):
-    mr, nr = SLIVER_TILES[c.dtype.name]
-    return lambda c: (mr, nr)
-
-
-def _micro_sliver(ap, pa, bp, pb, kc, out, zero):
-    """The packed sliver microkernel for the panels' dtype (chosen at compile time)."""
-    fn = micro_sliver_float32 if ap.dtype == np.float32 else micro_sliver_float64
-    fn(ap, pa, bp, pb, kc, out, zero)
-
-
-@inlined_overload(_micro_sliver)
-def _micro_sliver_overload(ap, pa, bp, pb, kc, out, zero):
-    chosen = micro_sliver_float32 if ap.dtype.name == "float32" else micro_sliver_float64
-    return lambda ap, pa, bp, pb, kc, out, zero: chosen(ap, pa, bp, pb, kc, out, zero)
-
-
-def _micro_strided(ap, pa, lda, run, jump, bp, pb, ldb, jump_b, blocks, out):
-    """The in-place microkernel for the operands' dtype (chosen at compile time)."""
-    fn = micro_strided_float32 if ap.dtype == np.float32 else micro_strided_float64
-    fn(ap, pa, lda, run, jump, bp, pb, ldb, jump_b, blocks, out)
-
-
-@inlined_overload(_micro_strided)
-def _micro_strided_overload(ap, pa, lda, run, jump, bp, pb, ldb, jump_b, blocks, out):
-    chosen = micro_strided_float32 if ap.dtype.name == "float32" else micro_strided_float64
-
-    def impl(ap, pa, lda, run, jump, bp, pb, ldb, jump_b, blocks, out):
-        chosen(ap, pa, lda, run, jump, bp, pb, ldb, jump_b, blocks, out)
-
-    return impl
-
-
-def _tile_of(c):
-    """(MR, NR) for c's dtype; inside a kernel they are compile-time constants, which lets LLVM
-    unroll the packing loops (measured: 15-20 % of the whole GEMM's time against passing them)."""
-    return _tile(c.dtype)
-
-
-@inlined_overload(_tile_of)
-def _tile_of_overload(c):
-    mr, nr = TILES[c.dtype.name]
-    return lambda c: (mr, nr)
-
-
 @kernel(parallel=True)
 def _gemm(a, b, c, threads):
-    MR, NR = _tile_of(c)
+    MR, NR = gemm_tile_of(c)
     M, K = a.shape
     N = b.shape[1]
     zero = np.zeros(1, c.dtype)[0]
@@ -174,7 +101,7 @@ def _gemm(a, b, c, threads):
                 pb = np.uint64(sb * kc * NR)
                 for sa in range(n_as):  # ... while the A slivers stream past it
                     mr = min(MR, mc - sa * MR)
-                    _micro(apack, np.uint64(sa * kc * MR), bpack, pb, kc, tile, zero)
+                    packed_tile_product(apack, np.uint64(sa * kc * MR), bpack, pb, kc, tile, zero)
                     for i in range(mr):
                         for j in range(nr):
                             c[i0 + sa * MR + i, j0 + sb * NR + j] += tile[i * NR + j]
@@ -190,7 +117,7 @@ def _gemm(a, b, c, threads):
 
 def packed_shape(rows: int, k: int, dtype) -> tuple[int, int, int]:
     """The shape of an (rows, k) matrix as MR-row slivers: (ceil(rows / MR), k, MR)."""
-    mr, _ = _sliver_tile(dtype)
+    mr, _ = sliver_tile(dtype)
     return ((rows + mr - 1) // mr, k, mr)
 
 
@@ -198,7 +125,7 @@ def packed_shape(rows: int, k: int, dtype) -> tuple[int, int, int]:
 def pack_slivers(w, out):
     """w (M, K) into out (ceil(M / MR), K, MR): MR-row slivers, k-major, zero padded, the layout
     in which the microkernel reads its A operand."""
-    MR, NR = _sliver_tile_of(w)
+    MR, NR = sliver_tile_of(w)
     M, K = w.shape
     for s in range(out.shape[0]):
         for k in range(K):
@@ -214,7 +141,7 @@ def sliver_product(a, b, c):
     Kb > K, are not read); c (SB, SA*MR, NR), c[s, i, j] = C[i, s*NR + j]. Each (sliver of A,
     sliver of B) tile is one microkernel call writing MR*NR contiguous elements of c: no copy
     on either side."""
-    MR, NR = _sliver_tile_of(c)
+    MR, NR = sliver_tile_of(c)
     SA, K, _ = a.shape
     SB, Kb, _ = b.shape
     ap = a.reshape(SA * K * MR)
@@ -226,7 +153,7 @@ def sliver_product(a, b, c):
         pb = np.uint64(sb * Kb * NR)
         for sa in range(SA):
             o = (sb * rows + sa * MR) * NR
-            _micro_sliver(ap, np.uint64(sa * K * MR), bp, pb, K, cp[o : o + MR * NR], zero)
+            sliver_tile_product(ap, np.uint64(sa * K * MR), bp, pb, K, cp[o : o + MR * NR], zero)
 
 
 @kernel
@@ -241,7 +168,7 @@ def blocked_product(a, p, q0, q1, b, stride, c):
     sliver (a[t, sliver], the layout each step's own product reads), dW += dgates @ [x | h]
     over a few steps at a time. The microkernel reads A's rows a sliver's width at a time and
     jumps to the next block; each tile stays in registers over all the steps it adds up."""
-    MR, NR = _sliver_tile_of(c)
+    MR, NR = sliver_tile_of(c)
     _, P, M, L = a.shape
     N = b.shape[1]
     ap = a.reshape(a.size)
@@ -251,7 +178,7 @@ def blocked_product(a, p, q0, q1, b, stride, c):
     for s in range(N // NR):  # one sliver of B, (q1 - q0) * L rows of NR, stays in L1 ...
         for sa in range(M // MR):  # ... while A's rows stream past it
             o = (s * M + sa * MR) * NR
-            _micro_strided(
+            strided_tile_product(
                 ap,
                 np.uint64(first + sa * MR * L),
                 np.uint64(L),

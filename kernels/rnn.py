@@ -40,14 +40,8 @@ from numba import prange
 from kernels import checks
 from kernels._config import kernel
 from kernels._math import cast_like, sigmoid_fast, tanh_fast
-from kernels.matmul import (
-    _sliver_tile,
-    _sliver_tile_of,
-    blocked_product,
-    pack_slivers,
-    packed_shape,
-    sliver_product,
-)
+from kernels.matmul import blocked_product, pack_slivers, packed_shape, sliver_product
+from kernels.microkernels import sliver_tile, sliver_tile_of
 from kernels.twins.rnn import (
     gru_param_grads,
     input_projection,
@@ -148,7 +142,7 @@ def _lstm_forward(x, h0, c0, wpack, hc, gates, cells, groups):
     # their activations (4H' = 4H rounded up to MR: the product writes them there, and they
     # are activated in place) and cells (T, S, H, NR) = c, saved for the backward.
     # The slivers are shared out in ``groups`` (one per thread), each running on its own.
-    MR, NR = _sliver_tile_of(x)
+    MR, NR = sliver_tile_of(x)
     T, B, I = x.shape
     H = h0.shape[1]
     S = gates.shape[1]
@@ -213,7 +207,7 @@ def _lstm_backward(
     # Out: dx (T, B, I); dh0, dc0 (B, H); and, zero on entry, each group's share of the
     # weight gradients: dw_x (groups, Ip / NR, 4H', NR), dw_h (groups, Hp / NR, 4H', NR) by
     # sliver (blocked_product's c), db (groups, 4H). Groups of slivers as in the forward.
-    MR, NR = _sliver_tile_of(gates)
+    MR, NR = sliver_tile_of(gates)
     T, S, gp, _ = gates.shape
     H = dhc.shape[3]
     G = 4 * H
@@ -460,13 +454,13 @@ def _groups(slivers):
 
 def _rounded(rows, dtype):
     """rows rounded up to a whole number of the microkernel's MR."""
-    mr = _sliver_tile(dtype)[0]
+    mr = sliver_tile(dtype)[0]
     return (rows + mr - 1) // mr * mr
 
 
 def _slivers(dtype, b):
     """(S, NR): the number of NR-column slivers that hold a batch of b."""
-    nr = _sliver_tile(dtype)[1]
+    nr = sliver_tile(dtype)[1]
     return (b + nr - 1) // nr, nr
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kernels import attention, conv, layer_norm, matmul, pool, softmax
+from kernels import attention, conv, layer_norm, matmul, microkernels, pool, softmax
 from kernels.twins import attention as t_attention
 from kernels.twins import conv as t_conv
 from kernels.twins import layer_norm as t_layer_norm
@@ -310,7 +310,7 @@ def test_sliver_product_matches_numpy(dtype, m, k, n, transposed):
     a, b = arr(rng, (m, k), dtype), arr(rng, (k, n), dtype)
     if transposed:
         a = np.ascontiguousarray(a.T).T  # an F-ordered view, packed as it is
-    mr, nr = matmul._sliver_tile(dtype)
+    mr, nr = microkernels.sliver_tile(dtype)
     packed = np.empty(matmul.packed_shape(m, k, dtype), dtype)
     matmul.pack_slivers(a, packed)
     c = np.full((-(-n // nr), packed.shape[0] * mr, nr), np.nan, dtype)
@@ -326,7 +326,7 @@ def test_blocked_product_matches_numpy(dtype, blocks, p, n_tiles):
     """blocked_product: c += A @ B, A's blocks read out of a (Q, P, M, L) array at column p,
     B's rows a stride apart, from a chosen first block; c by sliver, accumulated."""
     rng = np.random.default_rng(blocks * 10 + p)
-    mr, nr = matmul._sliver_tile(dtype)
+    mr, nr = microkernels.sliver_tile(dtype)
     q, big_p, m, lanes = blocks + 2, 3, 2 * mr, nr
     a = arr(rng, (q, big_p, m, lanes), dtype)
     stride, n = 2 * lanes, n_tiles * nr
