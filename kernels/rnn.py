@@ -196,6 +196,62 @@ def _lstm_forward(x, h0, c0, wpack, hc, gates, cells, groups):
                         crow[k] = c_out[k * NR + j]
 
 
+@kernel
+def _into_slivers(rows, s0, ns, out):
+    """rows (B, H) into out (ns, H, NR): the batch rows of slivers s0 .. s0 + ns, transposed
+    (a sliver's NR batch rows become the inner dimension); rows past B stay as they are."""
+    NR = out.shape[2]
+    B, H = rows.shape
+    for sl in range(ns):
+        s = s0 + sl
+        for j in range(min(NR, B - s * NR)):
+            for k in range(H):
+                out[sl, k, j] = rows[s * NR + j, k]
+
+
+@kernel
+def _gradient_into_step(dhc, t, s, dh_next, dc_next, dht, dct):
+    """The gradients reaching h_t and c_t of sliver s (dht, dct; HN = H * NR each): from the
+    step after (dh_next, dc_next, by sliver) plus from outside the recurrence (dhc, transposed
+    in)."""
+    H, B = dhc.shape[3], dhc.shape[2]
+    NR = dht.size // H
+    nr = min(NR, B - s * NR)
+    for q in range(dht.size):
+        dht[q] = dh_next[q]
+    for q in range(dct.size):
+        dct[q] = dc_next[q]
+    for k in range(H):
+        for j in range(nr):
+            dht[k * NR + j] += dhc[0, t, s * NR + j, k]
+    # c's gradient from outside is zero at every step but the last, in a layer whose last c is
+    # all that is used: a look first saves the transposed reads
+    outside = dhc[1, t, s * NR : s * NR + nr].reshape(nr * H)
+    nonzero = False
+    for q in range(nr * H):
+        nonzero |= outside[q] != 0
+    if nonzero:
+        for k in range(H):
+            for j in range(nr):
+                dct[k * NR + j] += dhc[1, t, s * NR + j, k]
+
+
+@kernel
+def _chunk_weight_gradients(ring, t0, n, s0, ns, xr, h0r, hr, dw_x, dw_h):
+    """dW += dgates @ [x | h_{t-1}] over the n steps from t0 whose gate gradients are in the
+    ring, for slivers s0 .. s0 + ns (one group's share, dw_x and dw_h by sliver)."""
+    NR = ring.shape[3]
+    stride = h0r.shape[0]  # S * NR rows: one step of x's or h's rows, by sliver
+    for sl in range(ns):
+        at = t0 * stride + (s0 + sl) * NR
+        blocked_product(ring, sl, 0, n, xr[at:], stride, dw_x)
+        if t0 == 0:  # h_{t-1} is h0 for step 0, then the layer's outputs
+            blocked_product(ring, sl, 0, 1, h0r[(s0 + sl) * NR :], stride, dw_h)
+            blocked_product(ring, sl, 1, n, hr[(s0 + sl) * NR :], stride, dw_h)
+        else:
+            blocked_product(ring, sl, 0, n, hr[at - stride :], stride, dw_h)
+
+
 @kernel(parallel=True)
 def _lstm_backward(
     dhc, c0, gates, cells, wpack_t, xr, h0r, hr, dx, dh0, dc0, dw_x, dw_h, db, groups
@@ -207,10 +263,14 @@ def _lstm_backward(
     # Out: dx (T, B, I); dh0, dc0 (B, H); and, zero on entry, each group's share of the
     # weight gradients: dw_x (groups, Ip / NR, 4H', NR), dw_h (groups, Hp / NR, 4H', NR) by
     # sliver (blocked_product's c), db (groups, 4H). Groups of slivers as in the forward.
+    #
+    # Each group walks the steps backwards: per sliver, the gradient reaching the step, the
+    # cell's backward into the gate gradients (kept in a ring of a few steps); then one product
+    # [dh_{t-1}; dx_t] = [W_hh | W_ih].T @ dgates for all its slivers; and every few steps the
+    # weight gradients of the steps in the ring.
     MR, NR = sliver_tile_of(gates)
     T, S, gp, _ = gates.shape
     H = dhc.shape[3]
-    G = 4 * H
     B = dhc.shape[2]
     I = dx.shape[2]
     HN = H * NR
@@ -223,39 +283,17 @@ def _lstm_backward(
         back = np.zeros((ns, wpack_t.shape[0] * MR, NR), gates.dtype)  # [dh_{t-1}; dx_t]
         dc = np.zeros((ns, HN), gates.dtype)
         c_init = np.zeros((ns, H, NR), gates.dtype)
-        dbs = np.zeros(G * NR, gates.dtype)
+        dbs = np.zeros(4 * HN, gates.dtype)
         dht = np.empty(HN, gates.dtype)
         dct = np.empty(HN, gates.dtype)
         tc = np.empty(HN, gates.dtype)
-        for sl in range(ns):
-            s = s0 + sl
-            for j in range(min(NR, B - s * NR)):
-                for k in range(H):
-                    c_init[sl, k, j] = c0[s * NR + j, k]
+        _into_slivers(c0, s0, ns, c_init)
         for t in range(T - 1 if ns > 0 else -1, -1, -1):
             t0 = t // steps * steps
             for sl in range(ns):
                 s = s0 + sl
-                nr = min(NR, B - s * NR)
                 dh_next = back[sl].reshape(back.shape[1] * NR)[:HN]
-                dc_next = dc[sl]
-                for q in range(HN):
-                    dht[q] = dh_next[q]
-                for q in range(HN):
-                    dct[q] = dc_next[q]
-                for k in range(H):  # the gradients from outside, transposed in
-                    for j in range(nr):
-                        dht[k * NR + j] += dhc[0, t, s * NR + j, k]
-                # c's gradient from outside is zero at every step but the last, in a layer
-                # whose last c is all that is used: a look first saves the transposed reads
-                outside = dhc[1, t, s * NR : s * NR + nr].reshape(nr * H)
-                nonzero = False
-                for q in range(nr * H):
-                    nonzero |= outside[q] != 0
-                if nonzero:
-                    for k in range(H):
-                        for j in range(nr):
-                            dct[k * NR + j] += dhc[1, t, s * NR + j, k]
+                _gradient_into_step(dhc, t, s, dh_next, dc[sl], dht, dct)
                 gr = gates[t, s].reshape(gp * NR)
                 i, f, g, o = gr[:HN], gr[HN : 2 * HN], gr[2 * HN : 3 * HN], gr[3 * HN : 4 * HN]
                 dr = ring[t - t0, sl].reshape(gp * NR)
@@ -263,11 +301,8 @@ def _lstm_backward(
                 c = cells[t, s].reshape(HN)
                 for q in range(HN):  # tanh(c) again: cheaper than storing it, reading it back
                     tc[q] = tanh_fast(c[q])
-                if t == 0:
-                    cp = c_init[sl].reshape(HN)
-                else:
-                    cp = cells[t - 1, s].reshape(HN)
-                _cell_backward(i, f, g, o, tc, cp, dht, dct, di, df, dgg, do, dc_next)
+                cp = c_init[sl].reshape(HN) if t == 0 else cells[t - 1, s].reshape(HN)
+                _cell_backward(i, f, g, o, tc, cp, dht, dct, di, df, dgg, do, dc[sl])
                 for q in range(4 * HN):
                     dbs[q] += dr[q]
             sliver_product(wpack_t, ring[t - t0], back)
@@ -277,24 +312,16 @@ def _lstm_backward(
                     row = dx[t, s * NR + j]
                     for k in range(I):
                         row[k] = back[sl, H + k, j]
-            if t == t0:  # the chunk's weight gradients, dW += dgates @ [x | h_{t-1}]
+            if t == t0:
                 n = min(steps, T - t0)
-                stride = S * NR
-                for sl in range(ns):
-                    at = (t0 * S + s0 + sl) * NR
-                    blocked_product(ring, sl, 0, n, xr[at:], stride, dw_x[grp])
-                    if t0 == 0:  # h_{t-1} is h0 for step 0, then the layer's outputs
-                        blocked_product(ring, sl, 0, 1, h0r[(s0 + sl) * NR :], stride, dw_h[grp])
-                        blocked_product(ring, sl, 1, n, hr[(s0 + sl) * NR :], stride, dw_h[grp])
-                    else:
-                        blocked_product(ring, sl, 0, n, hr[at - stride :], stride, dw_h[grp])
-        for sl in range(ns):
+                _chunk_weight_gradients(ring, t0, n, s0, ns, xr, h0r, hr, dw_x[grp], dw_h[grp])
+        for sl in range(ns):  # dh0 and dc0 out, transposed
             s = s0 + sl
             for j in range(min(NR, B - s * NR)):
                 for k in range(H):
                     dh0[s * NR + j, k] = back[sl, k, j]
                     dc0[s * NR + j, k] = dc[sl, k * NR + j]
-        for m in range(G):
+        for m in range(4 * H):  # the bias gradient: each gate's sum over the sliver's rows
             total = db[grp, m]
             for j in range(NR):
                 total += dbs[m * NR + j]
