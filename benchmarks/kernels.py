@@ -12,7 +12,7 @@ count (minigrad.set_num_threads sets Numba and BLAS; torch.set_num_threads the s
 Figures are medians of --repeats loops; ratios compare times within this one run. GFLOP/s is
 given where the work is counted in flops, with the percentage of the BLAS peak (sgemm
 1024^3 measured in the same run at the same thread count). Results go to
-benchmarks/results/kernels.json. Targets from the issue are printed beside the ratios.
+benchmarks/results/kernels.json. Each ratio is printed beside its target.
 """
 
 from __future__ import annotations
