@@ -367,95 +367,136 @@ def run_backward(
     inputs: Sequence[Tensor] | None = None,
     allow_unused: bool = False,
 ) -> list | None:
-    """The backward pass shared by ``Tensor.backward`` and ``grad``.
+    """The backward pass shared by ``Tensor.backward`` and ``grad``: sort, walk, accumulate.
 
-    With ``inputs=None`` gradients are accumulated into the ``.grad`` of leaves (and of
-    non-leaves that called ``retain_grad()``). With ``inputs`` given, their gradients are
-    returned instead and no ``.grad`` is touched.
+    1. Sort the nodes reachable from the outputs so that each comes after every node that
+       feeds it (``_topological_order``).
+    2. Walk them in reverse: take the gradient waiting at a node's output and call the
+       node's ``backward`` on it (``_local_gradients``), which gives one gradient per input.
+    3. Accumulate each of those into the gradient waiting at that input's node
+       (``_PendingGradients.add``), summing where two paths meet.
+
+    With ``inputs=None`` the gradients reaching leaves are accumulated into their ``.grad``
+    (and non-leaves that called ``retain_grad()`` keep theirs). With ``inputs`` given, their
+    gradients are returned instead and no ``.grad`` is touched.
     """
-    global _grad_enabled
-    roots, root_grads = [], []
-    for k, (out, g) in enumerate(zip(outputs, grad_outputs)):
-        edge = out._edge()
-        if edge is None:
-            raise RuntimeError(
-                f"output {k} does not require grad and has no grad_fn: call requires_grad_() "
-                "on a leaf it depends on, or compute it outside no_grad()"
-            )
-        roots.append(edge)
-        root_grads.append(g)
-
-    targets: dict[Function, int] = {}
-    if inputs is not None:
-        for k, t in enumerate(inputs):
-            edge = t._edge()
-            if edge is None:
-                raise RuntimeError(f"grad: input {k} does not require grad")
-            targets.setdefault(edge, k)
-    captured: list = [None] * (len(inputs) if inputs is not None else 0)
-
+    roots = [_output_node(k, out) for k, out in enumerate(outputs)]
+    targets = _target_nodes(inputs)
     order = _topological_order(roots)
     if inputs is not None:
         order = _prune_to_targets(order, targets)
 
-    grads: dict[Function, Any] = {}  # the gradient flowing into each node's output
-    owned: set[Function] = set()  # nodes whose pending gradient only the engine holds
-    for root, g in zip(roots, root_grads):
-        grads[root] = grads[root] + g if root in grads else g
-
-    previous_mode = _grad_enabled
-    _grad_enabled = create_graph
+    pending = _PendingGradients()
+    for root, g in zip(roots, grad_outputs):
+        pending.add(root, g, fresh=False)
+    captured: dict[Function, Any] = {}
     xp = _tensor_namespace() if create_graph else _numpy_namespace()
-    try:
+    with set_grad_enabled(create_graph):  # under create_graph, record the backward's ops
         for node in reversed(order):
-            g = grads.pop(node, None)
+            g, owned = pending.take(node)
             if g is None:
-                continue
-            if targets and node in targets:
-                captured[targets[node]] = g
+                continue  # no path from the outputs reaches this node with a gradient
+            if node in targets:
+                captured[node] = g
             if isinstance(node, AccumulateGrad):
                 if inputs is None:
-                    _accumulate_into_leaf(node, g, create_graph, node in owned)
-                owned.discard(node)
+                    _accumulate_into_leaf(node, g, create_graph, owned)
                 continue
             if inputs is None and node.retained_output is not None:
                 _store_retained_grad(node, g, create_graph)
-
-            node.xp = xp
-            node._create_graph = create_graph
-            in_grads = type(node).backward(node, g)
-            if not isinstance(in_grads, tuple):
-                in_grads = (in_grads,)
-            if len(in_grads) != len(node.edges):
-                raise RuntimeError(
-                    f"{node.name()}.backward returned {len(in_grads)} gradients for "
-                    f"{len(node.edges)} inputs"
-                )
-            fresh = set(node._owned)
-            node._owned = ()
-            for i, (edge, ig) in enumerate(zip(node.edges, in_grads)):
-                if edge is None or ig is None:
-                    continue
-                checked = _check_gradient(node, i, ig, create_graph)
-                if edge in grads:
-                    grads[edge] = grads[edge] + checked
-                    owned.add(edge)  # the sum is a new array
-                else:
-                    grads[edge] = checked
-                    # a declared-fresh array is owned once (not if returned for two inputs)
-                    if checked is not ig or id(ig) in fresh:
-                        owned.add(edge)
-                    fresh.discard(id(ig))
-            node.xp = None
+            in_grads, fresh = _local_gradients(node, g, xp, create_graph)
+            for edge, ig in zip(node.edges, in_grads):
+                if edge is not None and ig is not None:
+                    pending.add(edge, ig, fresh=id(ig) in fresh)
+                    fresh.discard(id(ig))  # an array returned for two inputs is shared
             if not retain_graph:
                 node._release()
-    finally:
-        _grad_enabled = previous_mode
-
     if inputs is None:
         return None
+    return _gradients_of_inputs(inputs, [captured.get(t._edge()) for t in inputs], allow_unused)
+
+
+def _output_node(k: int, out: Tensor) -> Function:
+    """The node whose backward starts the pass from output ``k``."""
+    edge = out._edge()
+    if edge is None:
+        raise RuntimeError(
+            f"output {k} does not require grad and has no grad_fn: call requires_grad_() "
+            "on a leaf it depends on, or compute it outside no_grad()"
+        )
+    return edge
+
+
+def _target_nodes(inputs: Sequence[Tensor] | None) -> dict[Function, int]:
+    """For ``grad(outputs, inputs)``: the node of each input, in the inputs' order."""
+    targets: dict[Function, int] = {}
+    for k, t in enumerate(inputs or ()):
+        edge = t._edge()
+        if edge is None:
+            raise RuntimeError(f"grad: input {k} does not require grad")
+        targets.setdefault(edge, k)
+    return targets
+
+
+def _local_gradients(node: Function, g: Any, xp: Any, create_graph: bool) -> tuple:
+    """Call ``node.backward`` on the gradient of its output: one checked gradient per input,
+    and the ids of the arrays it declared its own (``ctx.owned``)."""
+    node.xp = xp
+    node._create_graph = create_graph
+    in_grads = type(node).backward(node, g)
+    node.xp = None
+    if not isinstance(in_grads, tuple):
+        in_grads = (in_grads,)
+    if len(in_grads) != len(node.edges):
+        raise RuntimeError(
+            f"{node.name()}.backward returned {len(in_grads)} gradients for "
+            f"{len(node.edges)} inputs"
+        )
+    fresh = set(node._owned)
+    node._owned = ()
+    checked = []
+    for i, (edge, ig) in enumerate(zip(node.edges, in_grads)):
+        if edge is None or ig is None:
+            checked.append(None)
+            continue
+        c = _check_gradient(node, i, ig, create_graph)
+        if c is not ig:  # converted to the input's dtype: a new array
+            fresh.add(id(c))
+        checked.append(c)
+    return checked, fresh
+
+
+class _PendingGradients:
+    """The gradient waiting at each node's output, summed over the paths that reach it.
+
+    It also remembers which of them only the engine holds (a sum it made, or an array a
+    backward declared its own), so that a leaf's ``.grad`` can take such an array as it is
+    instead of copying it: the one optimization of the walk.
+    """
+
+    def __init__(self) -> None:
+        self.grads: dict[Function, Any] = {}
+        self.owned: set[Function] = set()
+
+    def add(self, node: Function, g: Any, fresh: bool) -> None:
+        if node in self.grads:
+            self.grads[node] = self.grads[node] + g
+            self.owned.add(node)  # the sum is a new array
+        else:
+            self.grads[node] = g
+            if fresh:
+                self.owned.add(node)
+
+    def take(self, node: Function) -> tuple[Any, bool]:
+        owned = node in self.owned
+        self.owned.discard(node)
+        return self.grads.pop(node, None), owned
+
+
+def _gradients_of_inputs(inputs: Sequence[Tensor], grads: list, allow_unused: bool) -> list:
+    """``grad``'s result: each input's gradient as a Tensor, or None if it was not used."""
     result = []
-    for k, (t, g) in enumerate(zip(inputs, captured)):
+    for k, (t, g) in enumerate(zip(inputs, grads)):
         if g is None and not allow_unused:
             raise RuntimeError(
                 f"grad: input {k} (shape {t.shape}) was not used to compute the outputs; "
