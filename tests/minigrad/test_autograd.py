@@ -369,3 +369,10 @@ def test_leaf_gradients_never_share_memory():
             assert not np.shares_memory(g, h)
     lin.weight.grad.data[...] = 7.0  # clipping or zeroing one gradient touches no other
     np.testing.assert_array_equal(lin.bias.grad.data, np.full(3, 5.0, np.float32))
+
+
+def test_grad_with_the_same_input_twice_gives_its_gradient_for_both():
+    # as torch.autograd.grad(y, [x, x])
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    gx, gx_again = grad((x * x).sum(), [x, x])
+    assert gx.tolist() == gx_again.tolist() == [2.0, 4.0]
