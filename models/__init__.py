@@ -1,4 +1,8 @@
-"""The model zoo and training recipes (built on minigrad; minigrad never imports this).
+"""The model zoo, the training recipes and the ``minigrad`` command, built on minigrad
+(which never imports this package).
 
-For now it holds the README's main job, ``python -m models.digits``.
+- the zoo: ``vision``, ``mnist1d``, ``text`` (each model a plain ``minigrad.nn.Module``);
+- ``recipes``: seeded full runs of zoo models on real data, one file per family;
+- ``cli``: the ``minigrad`` command (also ``python -m models``);
+- ``digits``: the demo's task written with nothing but tensors and autograd.
 """

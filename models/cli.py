@@ -29,14 +29,15 @@ def _fail(message: str) -> int:
 
 
 def cmd_recipes(args) -> int:
-    from models.recipes import RECIPES
+    from models.recipes import RECIPES, RESULTS, recorded
 
     width = max(len(n) for n in RECIPES)
     for r in RECIPES.values():
+        seconds = RESULTS["recipes"][r.name]["seconds"]
         print(f"{r.name:<{width}}  {r.summary}")
         print(
-            f"{'':<{width}}  data: {r.data}; reference: {r.reference}; minigrad: {r.expected}; "
-            f"about {r.minutes:g} min on 2 cores"
+            f"{'':<{width}}  data: {r.data}; reference: {r.reference}; "
+            f"minigrad: {recorded(r.name)} in {seconds:g} s ({RESULTS['machine']})"
         )
     return 0
 

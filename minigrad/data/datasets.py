@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from minigrad.data.dataset import Dataset
+from minigrad.data.dataset import Dataset, TensorDataset
 from minigrad.data.text import CharTokenizer, Tokenizer
 
 # -- scikit-learn's digits -----------------------------------------------------------------
@@ -637,3 +637,53 @@ class MNIST1D(Dataset):
 
     def __getitem__(self, i: int) -> tuple:
         return self.data[i], int(self.targets[i])
+
+
+# -- the recipes' other data files -----------------------------------------------------------
+
+
+def mnist_csv(path: str | os.PathLike) -> TensorDataset:
+    """MNIST images from a CSV file of 784 pixel columns (0-255) then the label per row (the
+    5,000-image training sample in ``../shared/data/mnist``): images (N, 1, 28, 28) float32
+    in [0, 1], labels int64."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt") as f:
+            raw = np.loadtxt(f, delimiter=",", dtype=np.float32, ndmin=2)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"mnist_csv: {path} does not exist") from None
+    if raw.shape[1] != 785:
+        raise ValueError(f"mnist_csv: {path} has {raw.shape[1]} columns, expected 785")
+    x = (raw[:, :784] / 255.0).reshape(-1, 1, 28, 28)
+    return TensorDataset(x, raw[:, 784].astype(np.int64))
+
+
+def names_splits(path: str | os.PathLike, context: int = 3, seed: int = 42) -> tuple:
+    """makemore's data from a file of names, one per line: the names shuffled with ``seed``
+    and split 80 / 10 / 10 % into train, dev and test, each as (``context`` previous
+    characters, next character) pairs, '.' (id 0) marking both ends of a name. Returns
+    (train, dev, test, vocabulary size)."""
+    import random as pyrandom
+
+    try:
+        words = Path(path).read_text(encoding="utf-8").split()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"names_splits: {path} does not exist") from None
+    pyrandom.Random(seed).shuffle(words)
+    chars = sorted(set("".join(words)))
+    stoi = {c: i + 1 for i, c in enumerate(chars)}
+    stoi["."] = 0
+
+    def build(ws):
+        xs, ys = [], []
+        for w in ws:
+            ctx = [0] * context
+            for ch in w + ".":
+                xs.append(ctx)
+                ys.append(stoi[ch])
+                ctx = ctx[1:] + [stoi[ch]]
+        return TensorDataset(np.array(xs, np.int64).reshape(-1, context), np.array(ys, np.int64))
+
+    n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
+    return build(words[:n1]), build(words[n1:n2]), build(words[n2:]), len(stoi)

@@ -299,3 +299,21 @@ class BPETokenizer(Tokenizer):
     @classmethod
     def _from_config(cls, payload: dict) -> BPETokenizer:
         return cls(payload["vocab"], [tuple(m) for m in payload["merges"]])
+
+
+def padded_batches(tokenizer: Tokenizer, minimum: int = 1, maximum: int | None = None):
+    """A collate function for (text, label) samples: the texts encoded with ``tokenizer``,
+    cut to ``maximum`` tokens, and padded with 0 (``<pad>``) to the longest in the batch (at
+    least ``minimum``, e.g. a CNN's widest filter); returns (ids (B, T), labels (B,)) as
+    int64 tensors."""
+    from minigrad.tensor import tensor
+
+    def collate(batch):
+        ids = [tokenizer.encode(text)[:maximum] for text, _ in batch]
+        width = max(minimum, max(len(i) for i in ids))
+        out = np.zeros((len(ids), width), np.int64)
+        for k, row in enumerate(ids):
+            out[k, : len(row)] = row
+        return tensor(out), tensor(np.array([y for _, y in batch], np.int64))
+
+    return collate

@@ -9,6 +9,7 @@ a class never predicted is 0 (``zero_division``).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -127,3 +128,33 @@ def perplexity(mean_nll: Any) -> float:
     """exp of the mean negative log-likelihood per token (natural log)."""
     value = float(_array(mean_nll).mean())
     return math.exp(value) if value < 700 else math.inf
+
+
+# -- sequence labelling ----------------------------------------------------------------------
+
+
+def entity_spans(tags: Sequence[str]) -> set[tuple[int, int, str]]:
+    """(start, end, type) of every entity in a BIO tag sequence (``B-PER I-PER O ...``). An
+    ``I-`` tag that follows no entity of its type starts one, as conlleval counts it."""
+    spans, start, kind = set(), None, None
+    for i, tag in enumerate(list(tags) + ["O"]):
+        if start is not None and not (tag.startswith("I-") and tag[2:] == kind):
+            spans.add((start, i, kind))
+            start = None
+        if tag.startswith("B-") or (tag.startswith("I-") and start is None):
+            start, kind = i, tag[2:]
+    return spans
+
+
+def entity_f1(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> float:
+    """Entity-level F1 over sentences of BIO tags: an entity counts when its span and its type
+    both match exactly."""
+    tp = n_pred = n_gold = 0
+    for g, p in zip(gold, predicted):
+        gs, ps = entity_spans(g), entity_spans(p)
+        tp += len(gs & ps)
+        n_pred += len(ps)
+        n_gold += len(gs)
+    precision = tp / n_pred if n_pred else 0.0
+    recall = tp / n_gold if n_gold else 0.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from models.cli import main
-from models.recipes import RECIPES, run_recipe
-from tests.conftest import SHARED_DATA
+from models.recipes import RECIPES, RESULTS, recorded, run_recipe
+from tests.conftest import ROOT, SHARED_DATA
 
 pytest.importorskip("sklearn")
 
@@ -35,6 +35,33 @@ SHORT = {  # measured smoothed ratios (seed 0): 0.22, 0.80, 0.72, 0.61, 0.71, 0.
 
 def test_every_recipe_has_a_short_check():
     assert set(SHORT) == set(RECIPES)
+
+
+def test_the_readme_table_shows_the_recorded_results():
+    # models/recipes/results.json is the one record of what the full runs reached
+    assert set(RESULTS["recipes"]) == set(RECIPES)
+    rows = {
+        line.split("|")[1].strip().strip("`"): line
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith("| `")
+    }
+    for name, entry in RESULTS["recipes"].items():
+        assert name in rows, f"the README's recipe table has no row for {name}"
+        cells = [c.strip() for c in rows[name].split("|")]
+        assert f"**{recorded(name)}**" in cells, (name, recorded(name), cells)
+        assert f"{entry['seconds']} s" in cells, (name, entry["seconds"], cells)
+        assert cells[4] == str(RECIPES[name].reference), (name, cells[4])
+
+
+def test_recorded_figures_are_formatted_as_the_readme_shows_them():
+    assert recorded("digits-cnn") == "98.05 %"
+    assert recorded("names-mlp") == "2.111"
+    one_seed = dict(RESULTS["recipes"]["mnist1d-cnn"])
+    RESULTS["recipes"]["mnist1d-cnn"] = {**one_seed, "seeds": {"0": 0.94, "1": 0.92, "2": 0.93}}
+    try:
+        assert recorded("mnist1d-cnn") == "93.0 % +- 1.0 (3 seeds)"
+    finally:
+        RESULTS["recipes"]["mnist1d-cnn"] = one_seed
 
 
 @pytest.mark.parametrize("name", sorted(SHORT))

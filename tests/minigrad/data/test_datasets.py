@@ -170,3 +170,24 @@ def test_mnist_download_without_a_network_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "MNIST_MIRRORS", ["http://127.0.0.1:9/"])  # refuses
     with pytest.raises(RuntimeError, match=r"cannot download t10k-images-idx3-ubyte.gz .*Copy"):
         MNIST(tmp_path / "mnist", train=False, download=True)
+
+
+def test_names_splits_and_mnist_csv(tmp_path):
+    from minigrad.data.datasets import mnist_csv, names_splits
+
+    (tmp_path / "names.txt").write_text("ab\nba\nabc\ncab\nbc\n")
+    train, dev, test, vocab = names_splits(tmp_path / "names.txt", context=2, seed=0)
+    assert vocab == 4  # '.', a, b, c
+    assert len(train) + len(dev) + len(test) == sum(len(w) + 1 for w in "ab ba abc cab bc".split())
+    x, y = train[0]
+    assert x.shape == (2,) and x.tolist() == [0, 0]  # every name starts from '.' '.'
+    rows = np.zeros((3, 785), np.int64)
+    rows[:, 784] = [3, 1, 4]
+    rows[1, 0] = 255
+    np.savetxt(tmp_path / "m.csv", rows, fmt="%d", delimiter=",")
+    data = mnist_csv(tmp_path / "m.csv")
+    images, labels = data[1]
+    assert images.shape == (1, 28, 28) and images[0, 0, 0] == 1.0 and int(labels) == 1
+    np.savetxt(tmp_path / "bad.csv", rows[:, :10], fmt="%d", delimiter=",")
+    with pytest.raises(ValueError, match="bad.csv has 10 columns, expected 785"):
+        mnist_csv(tmp_path / "bad.csv")

@@ -57,3 +57,20 @@ def test_against_scikit_learn():
         assert M.f1_score(t, p, avg) == pytest.approx(sk.f1_score(t, p, average=avg))
         assert M.precision(t, p, avg) == pytest.approx(sk.precision_score(t, p, average=avg))
     np.testing.assert_array_equal(M.confusion_matrix(t, p), sk.confusion_matrix(t, p))
+
+
+def test_entity_spans_and_f1_by_hand():
+    tags = ["B-PER", "I-PER", "O", "I-LOC", "B-LOC", "B-LOC", "I-PER"]
+    # an I- after no entity of its type starts one (conlleval's rule)
+    assert M.entity_spans(tags) == {
+        (0, 2, "PER"),
+        (3, 4, "LOC"),
+        (4, 5, "LOC"),
+        (5, 6, "LOC"),
+        (6, 7, "PER"),
+    }
+    gold = [["B-PER", "I-PER", "O"], ["B-LOC", "O"]]
+    predicted = [["B-PER", "O", "O"], ["B-LOC", "O"]]  # one of two entities right, one wrong span
+    # precision 1/2, recall 1/2
+    assert M.entity_f1(gold, predicted) == pytest.approx(0.5)
+    assert M.entity_f1(gold, [["O"] * 3, ["O"] * 2]) == 0.0
