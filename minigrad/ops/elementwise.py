@@ -144,19 +144,20 @@ register(OpSpec("neg", neg, np.negative, unary()))
 class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
-        out = a**b
-        ctx.save_for_backward(a, b, out)
-        return out
+        # the inputs, not the output, are saved (as PyTorch does), so that y = x ** 2 may
+        # be modified in place afterwards; the gradient for b recomputes a ** b
+        ctx.save_for_backward(a, b)
+        return a**b
 
     @staticmethod
     def backward(ctx, grad):
-        a, b, out = ctx.saved_tensors
+        a, b = ctx.saved_tensors
         xp = ctx.xp
         ga = gb = None
         if ctx.needs_input_grad[0]:
             ga = unbroadcast(xp, grad * b * a ** (b - 1), a.shape)
         if ctx.needs_input_grad[1]:  # d(a^b)/db = a^b log a, defined for a > 0
-            gb = unbroadcast(xp, grad * out * xp.log(a), b.shape)
+            gb = unbroadcast(xp, grad * a**b * xp.log(a), b.shape)
         return ga, gb
 
 

@@ -144,16 +144,19 @@ class IndexPut(Function):
     def forward(ctx, x, v, index):
         out = x.copy()
         out[index] = v
-        keep = np.ones(x.shape, dtype=bool)
-        keep[index] = False
-        ctx.save_for_backward(keep)
+        if ctx.needs_input_grad[0]:
+            keep = np.ones(x.shape, dtype=bool)
+            keep[index] = False
+            ctx.save_for_backward(keep)
         ctx.index = index
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        (keep,) = ctx.saved_tensors
-        gx = ctx.xp.where(keep, grad, 0) if ctx.needs_input_grad[0] else None
+        gx = None
+        if ctx.needs_input_grad[0]:
+            (keep,) = ctx.saved_tensors
+            gx = ctx.xp.where(keep, grad, 0)
         gv = (
             unbroadcast(ctx.xp, grad[ctx.index], ctx.input_shapes[1])
             if ctx.needs_input_grad[1]
