@@ -601,6 +601,10 @@ class Tensor:
         return self.div_(other)
 
     def __setitem__(self, index: Any, value: Any) -> None:
+        steps = ops.split_int_and_array_index(ops.normalize_index(index, self.shape), self.ndim)
+        if steps is not None:  # x[0, :, idx] = v is x[0][:, idx] = v, written through a view
+            ops.getitem(self, steps[0])[steps[1]] = value
+            return
         self._assign_(ops.index_put(self, index, value), "__setitem__")
 
 
