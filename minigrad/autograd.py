@@ -234,7 +234,7 @@ class Function:
         out = cls.forward(ctx, *arrays, **params)
         result = Tensor._from_array(out)
         if result.data.base is not None:
-            _share_version_if_view(result, inputs, arrays)
+            _share_version_if_view(result, inputs, arrays, cls, params)
         if record and result.data.dtype.kind == "f":  # only floats carry gradients
             ctx.edges = tuple([t._edge() for t in inputs])
             ctx.input_shapes = tuple([a.shape for a in arrays])
@@ -265,7 +265,14 @@ class Function:
                         _SavedValue(result.data, self, result._version_counter(), "the output")
                     )
                 else:
-                    saved.append(_SavedValue(a, None, None, "an intermediate"))
+                    # an intermediate that is a view of an input (a reshape of it, say) is
+                    # watched by that input's counter: writing the input would change it too
+                    counter = next(
+                        (t._version_counter() for t, x in zip(inputs, arrays)
+                         if isinstance(a, np.ndarray) and np.may_share_memory(a, x)),
+                        None,
+                    )
+                    saved.append(_SavedValue(a, None, counter, "an intermediate"))
         self._saved = tuple(saved)
         self._to_save = ()
 
@@ -301,12 +308,152 @@ def _rebuild(s: _SavedValue) -> Tensor:
     return t
 
 
-def _share_version_if_view(result: Tensor, inputs: Sequence[Tensor], arrays) -> None:
-    """A view shares its base's version counter, so in-place writes through it are seen."""
+# --------------------------------------------------------------------------------------
+# Views and in-place ops (PyTorch's rules)
+# --------------------------------------------------------------------------------------
+#
+# A view (``y[1:]``, ``y.transpose(0, 1)``, a reshape) shares its base's memory. So
+#
+# - it shares the base's version counter: a write through either is seen by both;
+# - it records its base and the steps (op, parameters) that redo it from the base;
+# - an in-place op on a view changes the base too, so the base's graph is rebased onto a
+#   ``CopySlices`` node, "the old base with the view's region replaced by the new values",
+#   and the view's own grad_fn is redone from the new base;
+# - after the base (or another view of it) is written in place, a view's grad_fn is redone
+#   from the base the next time it is used, so it differentiates through the write.
+
+
+class _ViewInfo:
+    """How a view was made: its base (never itself a view), the (op, params) steps that
+    redo it from the base, and the base's version when the view's grad_fn was last made."""
+
+    __slots__ = ("base", "steps", "version")
+
+    def __init__(self, base: Tensor, steps: tuple, version: int) -> None:
+        self.base = base
+        self.steps = steps
+        self.version = version
+
+
+def _share_version_if_view(result: Tensor, inputs: Sequence[Tensor], arrays, cls, params) -> None:
+    """A view shares its base's version counter, so in-place writes through it are seen,
+    and remembers its base and how to redo itself from it."""
     for t, a in zip(inputs, arrays):
         if np.may_share_memory(result.data, a):
             result._counter = t._version_counter()
+            if len(inputs) == 1:
+                parent = t._view
+                step = ((cls, params),)
+                if parent is None:
+                    result._view = _ViewInfo(t, step, result._counter.value)
+                else:
+                    result._view = _ViewInfo(parent.base, parent.steps + step, parent.version)
             return
+
+
+def redo_view(steps: tuple, base: Any) -> Any:
+    """Apply a view's steps to ``base``: a Tensor (recording the graph) or an array."""
+    for cls, params in steps:
+        if isinstance(base, Tensor):
+            base = cls.apply(base, **params)
+        else:
+            base = cls.forward(cls(), base, **params)
+    return base
+
+
+class CopySlices(Function):
+    """``base`` with the region a view sees replaced by ``value``, written in place: the
+    base's new node after an in-place op on one of its views. The gradient of the old base
+    is the incoming one with that region zeroed (those values were overwritten); the
+    gradient of ``value`` is the incoming one seen through the view."""
+
+    @staticmethod
+    def forward(ctx, base, value, steps):
+        ctx.steps = steps
+        region = redo_view(steps, base)
+        region[...] = value
+        return base
+
+    @staticmethod
+    def backward(ctx, grad):
+        xp = ctx.xp
+        g_base = g_value = None
+        if ctx.needs_input_grad[0]:
+            keep = np.ones(ctx.input_shapes[0], dtype=bool)
+            redo_view(ctx.steps, keep)[...] = False
+            g_base = xp.where(keep, grad, 0)
+        if ctx.needs_input_grad[1]:
+            g_value = redo_view(ctx.steps, grad)
+            if not ctx._create_graph:
+                g_value = np.array(g_value)  # a copy: the view's gradient owns its memory
+        return g_base, g_value
+
+
+def assign_in_place(target: Tensor, result: Tensor, name: str) -> None:
+    """Write ``result`` (computed out of place from ``target``) into ``target``'s memory and
+    move ``target`` (and, if it is a view, its base) to the new graph. See the rules above."""
+    view = target._view
+    base = target if view is None else view.base
+    recorded = result._requires_grad  # the op was recorded: target now has new history
+    if _grad_enabled and base._node is None and base._requires_grad:
+        what = "a view of a leaf tensor" if view is not None else "a leaf tensor"
+        raise RuntimeError(
+            f"{name}: {what} that requires grad (shape {tuple(base.shape)}) is being modified "
+            "in place; do it inside minigrad.no_grad() or on a clone"
+        )
+    if _grad_enabled and view is not None and base._requires_grad and not recorded:
+        raise RuntimeError(
+            f"{name}: this view (shape {tuple(target.shape)}) of a tensor that requires grad "
+            "was made under no_grad() and is being modified in place with grad enabled; the "
+            "base's gradient would be wrong. Make the view outside no_grad() or clone() it"
+        )
+    if recorded:
+        _own_saved_copies(result._node, target.data)
+    if view is None or not recorded:
+        np.copyto(target.data, result.data, casting="same_kind")
+        target._version_counter().value += 1
+        if recorded:
+            _move_retained_grad(target, result._node)
+            target._node = result._node
+            target._requires_grad = True
+        return
+    new_base = CopySlices.apply(base, result, steps=view.steps)  # writes the memory
+    counter = target._version_counter()
+    counter.value += 1
+    base._node = new_base._node
+    base._requires_grad = True
+    refresh_view(target)
+
+
+def refresh_view(view_tensor: Tensor) -> None:
+    """Redo a view's grad_fn from its base (after the base's memory was written)."""
+    view = view_tensor._view
+    view.version = view_tensor._version_counter().value
+    if view.base._requires_grad:
+        with enable_grad():
+            node = redo_view(view.steps, view.base)._node
+        _move_retained_grad(view_tensor, node)
+        view_tensor._node = node
+        view_tensor._requires_grad = True
+
+
+def _own_saved_copies(node: Function, array: np.ndarray) -> None:
+    """The in-place write is about to overwrite ``array``: values the new node saved from it
+    (the old contents of the tensor being written) become private copies first, so the op
+    that made the new value still has the old one for its backward (``y.mul_(t)`` needs the
+    old y for t's gradient)."""
+    for s in node._saved or ():
+        if s is not None and isinstance(s.array, np.ndarray) and np.may_share_memory(s.array, array):
+            s.array = s.array.copy()
+            s.counter = None
+
+
+def _move_retained_grad(target: Tensor, node: Function | None) -> None:
+    """retain_grad() follows the tensor to its new version, as in PyTorch."""
+    if target._retains_grad and target._node is not None and node is not target._node:
+        target._node.retained_output = None
+        if node is not None:
+            node.retained_output = weakref.ref(target)
 
 
 # --------------------------------------------------------------------------------------

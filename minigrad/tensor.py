@@ -57,6 +57,7 @@ class Tensor:
         "_acc",
         "_counter",
         "_retains_grad",
+        "_view",
         "__weakref__",
     )
     # NumPy must not treat a Tensor as an array inside its own operators: `array * tensor`
@@ -73,6 +74,7 @@ class Tensor:
         self._acc = None  # a leaf's AccumulateGrad node, made on first use
         self._counter = None  # the _VersionCounter, made on first use
         self._retains_grad = False
+        self._view = None  # for a view: its base and how to redo it (autograd._ViewInfo)
         if requires_grad:
             self.requires_grad = True
 
@@ -87,6 +89,7 @@ class Tensor:
         t._acc = None
         t._counter = None
         t._retains_grad = False
+        t._view = None
         return t
 
     # -- autograd attributes -----------------------------------------------------------
@@ -114,6 +117,7 @@ class Tensor:
     @property
     def grad_fn(self):
         """The node that produced this tensor (``None`` for leaves)."""
+        self._refresh_if_stale_view()
         return self._node
 
     @property
@@ -134,6 +138,8 @@ class Tensor:
 
     def _edge(self):
         """Where a gradient for this tensor goes: its grad_fn, or for a leaf its accumulator."""
+        if self._view is not None:
+            self._refresh_if_stale_view()
         if self._node is not None:
             return self._node
         if not self._requires_grad:
@@ -143,6 +149,13 @@ class Tensor:
 
             self._acc = AccumulateGrad(self)
         return self._acc
+
+    def _refresh_if_stale_view(self) -> None:
+        """A view whose base was written in place since its grad_fn was made gets a new
+        grad_fn, redone from the base, so it differentiates through the write."""
+        view = self._view
+        if view is not None and view.version != self._counter.value:
+            autograd.refresh_view(self)
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` for this non-leaf tensor after backward (leaves always keep it)."""
@@ -527,9 +540,11 @@ class Tensor:
     def _assign_(self, result: Tensor, name: str) -> Tensor:
         """Make ``self`` hold ``result``: the common end of every in-place method.
 
-        The data is written into the existing array (so views see it) and the version counter
-        is bumped (so a backward that saved the old values refuses to run). If the result is
-        part of a graph, ``self`` takes over its node: later ops differentiate through it.
+        ``result`` was computed out of place from ``self``. Its values are written into the
+        existing array (so views see them) and the version counter is bumped (so a backward
+        that saved the old values refuses to run). ``self`` takes over ``result``'s node, so
+        later ops differentiate through the write; if ``self`` is a view, its base's graph is
+        rebased too (the rules are in ``autograd.assign_in_place``).
         """
         if result.shape != self.shape:
             raise RuntimeError(
@@ -545,16 +560,7 @@ class Tensor:
             raise RuntimeError(
                 f"{name}: this tensor is a read-only view (made by expand); clone() it first"
             )
-        if result._requires_grad and self._node is None and self._requires_grad:
-            raise RuntimeError(
-                f"{name}: a leaf tensor that requires grad is being modified in place; do it "
-                "inside minigrad.no_grad() or on a clone"
-            )
-        np.copyto(self.data, result.data, casting="same_kind")
-        self._version_counter().value += 1
-        if result._requires_grad:
-            self._node = result._node
-            self._requires_grad = True
+        autograd.assign_in_place(self, result, name)
         return self
 
     def add_(self, other: Any) -> Tensor:
@@ -572,14 +578,15 @@ class Tensor:
     def clamp_(self, min: Any = None, max: Any = None) -> Tensor:
         return self._assign_(ops.clamp(self, min, max), "clamp_")
 
+    # copy_, fill_ and zero_ overwrite every value: the old history gets a zero gradient
     def copy_(self, src: Any) -> Tensor:
-        return self._assign_(ops.expand(ops.as_tensor(src, like=self), self.shape), "copy_")
+        return self._assign_(ops.index_put(self, Ellipsis, src), "copy_")
 
     def fill_(self, value: Any) -> Tensor:
-        return self._assign_(full(self.shape, value, dtype=self.dtype), "fill_")
+        return self._assign_(ops.index_put(self, Ellipsis, value), "fill_")
 
     def zero_(self) -> Tensor:
-        return self._assign_(zeros(self.shape, dtype=self.dtype), "zero_")
+        return self._assign_(ops.index_put(self, Ellipsis, 0), "zero_")
 
     def __iadd__(self, other: Any) -> Tensor:
         return self.add_(other)
@@ -594,6 +601,10 @@ class Tensor:
         return self.div_(other)
 
     def __setitem__(self, index: Any, value: Any) -> None:
+        steps = ops.split_int_and_array_index(ops.normalize_index(index, self.shape), self.ndim)
+        if steps is not None:  # x[0, :, idx] = v is x[0][:, idx] = v, written through a view
+            ops.getitem(self, steps[0])[steps[1]] = value
+            return
         self._assign_(ops.index_put(self, index, value), "__setitem__")
 
 

@@ -4,8 +4,8 @@
 - containers: Module, Parameter, Sequential, ModuleList, ModuleDict
 - layers (layers.py): Linear, Conv1d/2d, Max/AvgPool1d/2d, AdaptiveAvgPool2d, Flatten,
   Identity, Dropout, Embedding, LayerNorm, BatchNorm1d/2d
-- activations (layers.py): ReLU, LeakyReLU, ELU, GELU, SiLU, Softplus, Sigmoid, Tanh, Softmax,
-  LogSoftmax
+- activations (layers.py): ReLU, LeakyReLU, ELU, GELU, SiLU, Softplus, Sigmoid, LogSigmoid, Tanh,
+  Softmax, LogSoftmax
 - recurrent (rnn.py): RNN, LSTM, GRU and RNNCell, LSTMCell, GRUCell
 - attention (attention.py): MultiheadAttention, TransformerEncoderLayer, TransformerEncoder
 - losses (loss.py): MSELoss, L1Loss, SmoothL1Loss, HuberLoss, BCELoss, BCEWithLogitsLoss,
@@ -36,6 +36,7 @@ from minigrad.nn.layers import (
     LayerNorm,
     LeakyReLU,
     Linear,
+    LogSigmoid,
     LogSoftmax,
     MaxPool1d,
     MaxPool2d,

@@ -28,6 +28,7 @@ from minigrad.ops import (
     layer_norm,
     leaky_relu,
     log_softmax,
+    logsigmoid,
     max_pool1d,
     max_pool2d,
     mse_loss,
@@ -67,6 +68,7 @@ __all__ = [
     "leaky_relu",
     "linear",
     "log_softmax",
+    "logsigmoid",
     "max_pool1d",
     "max_pool2d",
     "mse_loss",
@@ -110,6 +112,9 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> 
     rows = getitem(weight, idx.data)
     if padding_idx is None:
         return rows
+    if not -n <= padding_idx < n:
+        raise ValueError(f"embedding: padding_idx {padding_idx} is out of range for {n} embeddings")
+    padding_idx %= n  # -1 is the last row, as in PyTorch
     keep = Tensor._from_array((idx.data != padding_idx)[..., None])
     return where(keep, rows, rows.detach())
 

@@ -306,6 +306,11 @@ class Sigmoid(Module):
         return F.sigmoid(x)
 
 
+class LogSigmoid(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.logsigmoid(x)
+
+
 class Tanh(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.tanh(x)

@@ -28,6 +28,7 @@ from minigrad.ops.elementwise import (
     logical_not,
     logical_or,
     logical_xor,
+    logsigmoid,
     lt,
     maximum,
     minimum,
@@ -45,7 +46,15 @@ from minigrad.ops.elementwise import (
     sub,
     tanh,
 )
-from minigrad.ops.indexing import accumulate_at, gather, getitem, index_put, where
+from minigrad.ops.indexing import (
+    accumulate_at,
+    gather,
+    getitem,
+    index_put,
+    normalize_index,
+    split_int_and_array_index,
+    where,
+)
 from minigrad.ops.loss import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -143,6 +152,8 @@ __all__ = [
     "getitem",
     "gt",
     "index_put",
+    "normalize_index",
+    "split_int_and_array_index",
     "isfinite",
     "isnan",
     "le",
@@ -171,6 +182,7 @@ __all__ = [
     "pow",
     "relu",
     "reshape",
+    "logsigmoid",
     "sigmoid",
     "sign",
     "silu",

@@ -7,30 +7,66 @@ from typing import Any
 import numpy as np
 
 from minigrad import backend
-from minigrad.autograd import Function
+from minigrad.autograd import Function, unbroadcast
 from minigrad.ops.common import as_tensor, contiguous, operands, require_float
+from minigrad.ops.elementwise import cast
 from minigrad.ops.movement import squeeze, unsqueeze
 from minigrad.ops.spec import OpSpec, Sample, fixed, register, values
 from minigrad.tensor import Tensor
 
 
 class ScaledDotProductAttention(Function):
-    # q (B, NH, T, D), k and v (B, NH, S, D) -> out (B, NH, T, D); lse (B, NH, T) saved
+    # q (B, NH, T, D), k (B, NH, S, D), v (B, NH, S, Dv) -> out (B, NH, T, Dv); lse (B, NH, T)
+    # saved. A float mask that requires grad comes as a fourth input (broadcastable to
+    # (B, NH, T, S)) and gets the gradient of the scores.
     @staticmethod
-    def forward(ctx, q, k, v, mask, is_causal, scale):
+    def forward(ctx, q, k, v, *learned_mask, mask, is_causal, scale):
+        if learned_mask:
+            mask = learned_mask[0]
         q, k, v = contiguous(q), contiguous(k), contiguous(v)
+        d, dv = q.shape[-1], v.shape[-1]
+        scale = 1.0 / np.sqrt(d) if scale is None else scale
+        if d != dv:  # the kernel wants one head size: zeros change no score and no output
+            width = max(d, dv)
+            q, k, v = (_pad_last(a, width) for a in (q, k, v))
         out, lse = backend.attention.attention_forward(q, k, v, mask, is_causal, scale)
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.params = (mask, is_causal, scale)
-        return out
+        ctx.sizes = (d, dv)
+        return out[..., :dv] if d != dv else out
 
     @staticmethod
     def backward(ctx, grad):
         ctx.first_order_only("scaled_dot_product_attention")
         q, k, v, out, lse = ctx.saved_tensors
-        return backend.attention.attention_backward(
-            q, k, v, out, lse, contiguous(grad), *ctx.params
-        )
+        d, dv = ctx.sizes
+        grad = contiguous(grad) if d == dv else _pad_last(grad, q.shape[-1])
+        dq, dk, dvv = backend.attention.attention_backward(q, k, v, out, lse, grad, *ctx.params)
+        if d != dv:
+            dq, dk, dvv = dq[..., :d], dk[..., :d], dvv[..., :dv]
+        if len(ctx.needs_input_grad) == 3:
+            return dq, dk, dvv
+        dmask = _mask_gradient(ctx.xp, q, k, v, out, lse, grad, ctx.params, ctx.input_shapes[3])
+        return dq, dk, dvv, dmask
+
+
+def _pad_last(a: np.ndarray, width: int) -> np.ndarray:
+    """``a`` with zeros appended to its last dim up to ``width``."""
+    if a.shape[-1] == width:
+        return a
+    out = np.zeros(a.shape[:-1] + (width,), a.dtype)
+    out[..., : a.shape[-1]] = a
+    return out
+
+
+def _mask_gradient(xp, q, k, v, out, lse, dout, params, mask_shape) -> np.ndarray:
+    """d loss / d mask: the gradient of the scores, dS = P * (dO V^T - rowsum(dO * O)),
+    summed over the dims the mask was broadcast along. Forms the (T, S) matrices, as the
+    mask itself does."""
+    mask, _, scale = params
+    p = np.exp(q @ np.swapaxes(k, -1, -2) * scale + mask - lse[..., None])
+    ds = p * (dout @ np.swapaxes(v, -1, -2) - np.sum(dout * out, -1, keepdims=True))
+    return unbroadcast(xp, ds, mask_shape).astype(mask.dtype)
 
 
 def scaled_dot_product_attention(
@@ -67,15 +103,18 @@ def scaled_dot_product_attention(
     three = q.ndim == 3
     if three:
         q, k, v = unsqueeze(q, 1), unsqueeze(k, 1), unsqueeze(v, 1)
-    mask = None
+    mask, learned = None, ()
     if attn_mask is not None:
-        mask = as_tensor(attn_mask).data
-        if mask.dtype != np.bool_:
-            mask = mask.astype(q.dtype)
-        if three and mask.ndim == 3:
-            mask = mask[:, None]
+        mask_t = as_tensor(attn_mask)
+        if mask_t.dtype != np.bool_ and mask_t.dtype != q.dtype:
+            mask_t = cast(mask_t, q.dtype)
+        if three and mask_t.ndim == 3:
+            mask_t = unsqueeze(mask_t, 1)
+        if mask_t.requires_grad:  # a learned bias: it gets a gradient (as in PyTorch)
+            learned = (mask_t,)
+        mask = mask_t.data
     out = ScaledDotProductAttention.apply(
-        q, k, v, mask=mask, is_causal=bool(is_causal), scale=scale
+        q, k, v, *learned, mask=mask, is_causal=bool(is_causal), scale=scale
     )
     return squeeze(out, 1) if three else out
 

@@ -144,19 +144,20 @@ register(OpSpec("neg", neg, np.negative, unary()))
 class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
-        out = a**b
-        ctx.save_for_backward(a, b, out)
-        return out
+        # the inputs, not the output, are saved (as PyTorch does), so that y = x ** 2 may
+        # be modified in place afterwards; the gradient for b recomputes a ** b
+        ctx.save_for_backward(a, b)
+        return a**b
 
     @staticmethod
     def backward(ctx, grad):
-        a, b, out = ctx.saved_tensors
+        a, b = ctx.saved_tensors
         xp = ctx.xp
         ga = gb = None
         if ctx.needs_input_grad[0]:
             ga = unbroadcast(xp, grad * b * a ** (b - 1), a.shape)
         if ctx.needs_input_grad[1]:  # d(a^b)/db = a^b log a, defined for a > 0
-            gb = unbroadcast(xp, grad * out * xp.log(a), b.shape)
+            gb = unbroadcast(xp, grad * a**b * xp.log(a), b.shape)
         return ga, gb
 
 
@@ -406,7 +407,9 @@ register(OpSpec("relu", relu, lambda x: np.maximum(x, 0), unary(avoid=(0.0,))))
 class Sigmoid(Function):
     @staticmethod
     def forward(ctx, x):
-        y = 0.5 * (1 + np.tanh(0.5 * x))  # = 1 / (1 + e^-x), without overflow for large |x|
+        # 1 / (1 + e^-x) with relative precision in both tails (sigmoid(-20) is 2.06e-9 in
+        # float32, where 0.5 * (1 + tanh(x / 2)) cancels to 0) and no overflow
+        y = scipy.special.expit(x)
         ctx.save_for_backward(y)
         return y
 
@@ -422,6 +425,28 @@ def sigmoid(x: Tensor) -> Tensor:
 
 
 register(OpSpec("sigmoid", sigmoid, lambda x: 1 / (1 + np.exp(-x)), unary(domain=(-4, 4))))
+
+
+class LogSigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return scipy.special.log_expit(x)  # min(x, 0) - log1p(e^-|x|): exact in both tails
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors  # d/dx log sigmoid(x) = 1 - sigmoid(x) = sigmoid(-x)
+        return grad * ctx.xp.sigmoid(-x)
+
+
+def logsigmoid(x: Tensor) -> Tensor:
+    """log(sigmoid(x)), finite for any x (log(sigmoid(-200)) is -200, not -inf)."""
+    return LogSigmoid.apply(x)
+
+
+register(
+    OpSpec("logsigmoid", logsigmoid, lambda x: -np.logaddexp(0, -x), unary(domain=(-6, 6)))
+)
 
 
 class Tanh(Function):
@@ -534,18 +559,18 @@ class Gelu(Function):
     def forward(ctx, x, approximate):
         ctx.save_for_backward(x)
         ctx.approximate = approximate
-        if approximate == "tanh":
-            return 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
+        if approximate == "tanh":  # 0.5 (1 + tanh(u)) = sigmoid(2u): no cancellation for x << 0
+            return x * scipy.special.expit(2 * _SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
         return backend.elementwise.gelu_forward(x)  # float32: one vectorized pass
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         xp = ctx.xp
-        if ctx.approximate == "tanh":
-            t = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
+        if ctx.approximate == "tanh":  # with s = sigmoid(2u): d/dx x s = s + 2 x s (1 - s) u'
+            s = xp.sigmoid(2 * _SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
             du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
-            return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
+            return grad * (s + 2 * x * s * (1 - s) * du)
         if not ctx._create_graph:  # arrays: the fused kernel
             return backend.elementwise.gelu_backward(x, grad)
         cdf = 0.5 * (1 + xp.erf(x / _SQRT_2))  # d/dx x Phi(x) = Phi(x) + x phi(x)
@@ -574,13 +599,12 @@ class Silu(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return x * (0.5 * (1 + np.tanh(0.5 * x)))
+        return x * scipy.special.expit(x)
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors  # d/dx x s(x) = s(x) (1 + x (1 - s(x)))
-        s = ctx.xp.sigmoid(x)
-        return grad * s * (1 + x * (1 - s))
+        (x,) = ctx.saved_tensors  # d/dx x s(x) = s(x) (1 + x (1 - s(x))), 1 - s(x) = s(-x)
+        return grad * ctx.xp.sigmoid(x) * (1 + x * ctx.xp.sigmoid(-x))
 
 
 def silu(x: Tensor) -> Tensor:

@@ -58,6 +58,34 @@ def is_basic(index: tuple) -> bool:
     return all(isinstance(i, _BASIC) for i in index)
 
 
+def split_int_and_array_index(index: tuple, ndim: int) -> tuple | None:
+    """PyTorch's order for an index mixing ints with integer arrays, as two NumPy steps.
+
+    NumPy counts an int as one more advanced index: in ``x[0, :, idx]`` (x of shape
+    (2, 3, 4)) the int and ``idx`` are separated by a slice, so their result dim goes first,
+    giving (2, 3). PyTorch applies the ints first (``x[0]``, shape (3, 4)) and then the
+    arrays (``[:, idx]``), giving (3, 2). Returns ``(ints_first, arrays_after)``, or None
+    when the index does not mix the two (one NumPy step then means the same in both).
+    """
+    has_int = any(isinstance(i, int) for i in index)
+    has_array = any(isinstance(i, np.ndarray) for i in index)
+    if not (has_int and has_array):
+        return None
+    consumed = sum(1 for i in index if i is not None and i is not Ellipsis)
+    expanded: list = []
+    for item in index:
+        if item is Ellipsis:
+            expanded.extend([slice(None)] * (ndim - consumed))
+        else:
+            expanded.append(item)
+    first = tuple(slice(None) if isinstance(i, np.ndarray) else i for i in expanded)
+    # the ints' dims are gone; slices and new dims were applied already
+    after = tuple(
+        i if isinstance(i, np.ndarray) else slice(None) for i in expanded if not isinstance(i, int)
+    )
+    return first, after
+
+
 def _read(x: np.ndarray, index: tuple, name: str) -> np.ndarray:
     try:
         return x[index]
@@ -87,8 +115,13 @@ class GetItem(Function):
 
 
 def getitem(x: Tensor, index: Any) -> Tensor:
-    """``x[index]`` with ints, slices, None, Ellipsis, integer arrays and boolean masks."""
-    return GetItem.apply(x, index=normalize_index(index, x.shape))
+    """``x[index]`` with ints, slices, None, Ellipsis, integer arrays and boolean masks.
+    Ints are applied before integer arrays, as in PyTorch (see split_int_and_array_index)."""
+    index = normalize_index(index, x.shape)
+    steps = split_int_and_array_index(index, x.ndim)
+    if steps is not None:
+        return GetItem.apply(GetItem.apply(x, index=steps[0]), index=steps[1])
+    return GetItem.apply(x, index=index)
 
 
 class AccumulateAt(Function):
@@ -144,16 +177,19 @@ class IndexPut(Function):
     def forward(ctx, x, v, index):
         out = x.copy()
         out[index] = v
-        keep = np.ones(x.shape, dtype=bool)
-        keep[index] = False
-        ctx.save_for_backward(keep)
+        if ctx.needs_input_grad[0]:
+            keep = np.ones(x.shape, dtype=bool)
+            keep[index] = False
+            ctx.save_for_backward(keep)
         ctx.index = index
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        (keep,) = ctx.saved_tensors
-        gx = ctx.xp.where(keep, grad, 0) if ctx.needs_input_grad[0] else None
+        gx = None
+        if ctx.needs_input_grad[0]:
+            (keep,) = ctx.saved_tensors
+            gx = ctx.xp.where(keep, grad, 0)
         gv = (
             unbroadcast(ctx.xp, grad[ctx.index], ctx.input_shapes[1])
             if ctx.needs_input_grad[1]

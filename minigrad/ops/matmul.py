@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,9 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        if a.ndim > 2 and b.ndim == 2:
-            return np.matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[1:])
+        if a.ndim > 2 and b.ndim == 2:  # rows counted, not -1: a dim may be 0
+            rows = math.prod(a.shape[:-1])
+            return np.matmul(a.reshape(rows, a.shape[-1]), b).reshape(a.shape[:-1] + b.shape[1:])
         return np.matmul(a, b)
 
     @staticmethod
@@ -32,11 +34,12 @@ class MatMul(Function):
         ga = gb = None
         if a.ndim > 2 and b.ndim == 2:
             k, n = b.shape
-            g2 = xp.reshape(grad, (-1, n))
+            rows = math.prod(a.shape[:-1])
+            g2 = xp.reshape(grad, (rows, n))
             if ctx.needs_input_grad[0]:
                 ga = xp.reshape(xp.matmul(g2, xp.mT(b)), a.shape)
             if ctx.needs_input_grad[1]:
-                gb = xp.matmul(xp.mT(xp.reshape(a, (-1, k))), g2)
+                gb = xp.matmul(xp.mT(xp.reshape(a, (rows, k))), g2)
             return ga, gb
         if ctx.needs_input_grad[0]:
             ga = unbroadcast(xp, xp.matmul(grad, xp.mT(b)), a.shape)

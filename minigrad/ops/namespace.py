@@ -35,9 +35,7 @@ class numpy_ops:
     def sum(x, axis, keepdims):
         return np.sum(x, axis=axis, keepdims=keepdims)
 
-    @staticmethod
-    def sigmoid(x):
-        return 0.5 * (1 + np.tanh(0.5 * x))
+    sigmoid = staticmethod(scipy.special.expit)  # precise in both tails
 
     @staticmethod
     def mT(x):

@@ -29,16 +29,21 @@ class MaxPool2d(Function):
     @staticmethod
     def backward(ctx, grad):
         shape = ctx.input_shapes[0]
+        argmax = ctx.argmax
+        # A window that lies entirely in the padding (possible with dilation or ceil_mode)
+        # gives -inf and argmax -1: no input element was chosen, so none gets its gradient.
+        outside = argmax < 0
+        if outside.any():
+            grad = ctx.xp.where(outside, 0, grad)
+            argmax = np.where(outside, 0, argmax).astype(ctx.argmax.dtype)
         if not ctx._create_graph:
-            dx = backend.pool.max_pool2d_backward(
-                contiguous(grad), ctx.argmax, shape, *ctx.geometry
-            )
+            dx = backend.pool.max_pool2d_backward(contiguous(grad), argmax, shape, *ctx.geometry)
             ctx.owned(dx)  # allocated by the kernel (and by its twin)
             return dx
         # Differentiable form: the gradient lands on the chosen elements, dx = accumulate_at(...)
         b, c, _, w = shape
         rows = np.arange(b).reshape(-1, 1, 1, 1), np.arange(c).reshape(1, -1, 1, 1)
-        index = (*rows, ctx.argmax // w, ctx.argmax % w)
+        index = (*rows, argmax // w, argmax % w)
         return ctx.xp.accumulate_at(shape, index, grad)
 
 

@@ -81,11 +81,21 @@ def mean(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
 register(OpSpec("mean", mean, _np_kwargs(np.mean), unary(kwargs=_DIM_KWARGS, shapes=_MULTI)))
 
 
+def _check_reduced_dims_not_empty(name: str, shape: tuple, dims: tuple) -> None:
+    """A max over no elements is undefined (PyTorch refuses too); other dims may be empty,
+    which gives an empty result."""
+    empty = [d for d in dims if shape[d] == 0]
+    if empty or (not dims and math.prod(shape) == 0):
+        raise ValueError(
+            f"{name}: can't reduce over dim {empty[0] if empty else dims} of size 0 "
+            f"(tensor of shape {shape})"
+        )
+
+
 class Amax(Function):
     @staticmethod
     def forward(ctx, x, dims, keepdim):
-        if x.size == 0:
-            raise ValueError(f"amax: can't take the max of an empty tensor of shape {x.shape}")
+        _check_reduced_dims_not_empty("amax", x.shape, dims)
         out = np.max(x, axis=dims, keepdims=True)
         hit = x == out
         # Ties share the gradient evenly, as torch.amax does.
@@ -116,11 +126,13 @@ MaxMin = namedtuple("MaxMin", ["values", "indices"])
 
 
 def _arg_extreme(np_arg, name: str, x: Tensor, dim: int | None, keepdim: bool) -> Tensor:
-    if x.data.size == 0:
-        raise ValueError(f"{name}: empty tensor of shape {x.shape}")
     if dim is None:
+        _check_reduced_dims_not_empty(name, x.shape, tuple(range(x.ndim)))
         return Tensor._from_array(np.asarray(np_arg(x.data), dtype=np.int64))
     d = normalize_dim(dim, x.ndim, name)
+    if x.ndim == 0:  # a 0-d tensor is its own extreme, at index 0 (as PyTorch)
+        return Tensor._from_array(np.zeros((), dtype=np.int64))
+    _check_reduced_dims_not_empty(name, x.shape, (d,))
     return Tensor._from_array(np_arg(x.data, axis=d, keepdims=keepdim).astype(np.int64))
 
 
@@ -140,6 +152,8 @@ def _values_and_indices(arg_fn, name: str, x: Tensor, dim: int, keepdim: bool) -
     from minigrad.ops.indexing import gather
 
     d = normalize_dim(dim, x.ndim, name)
+    if x.ndim == 0:  # a 0-d tensor: itself (a copy in the graph) at index 0
+        return MaxMin(x.clone(), arg_fn(x, d))
     idx = arg_fn(x, d, keepdim=True)
     values = gather(x, d, idx)
     if not keepdim:
@@ -216,9 +230,10 @@ register(
 class LogSumExp(Function):
     @staticmethod
     def forward(ctx, x, dims, keepdim):
-        m = np.max(x, axis=dims, keepdims=True)
+        m = np.max(x, axis=dims, keepdims=True, initial=-np.inf)  # -inf over no elements
         m = np.where(np.isfinite(m), m, 0)  # rows of -inf stay -inf instead of nan
-        out = np.log(np.sum(np.exp(x - m), axis=dims, keepdims=True)) + m
+        with np.errstate(divide="ignore"):  # log(0): an empty or all -inf row gives -inf
+            out = np.log(np.sum(np.exp(x - m), axis=dims, keepdims=True)) + m
         if not keepdim:
             out = np.squeeze(out, axis=dims)
         # Save the returned array itself: under create_graph it is rebuilt as this node's
@@ -239,8 +254,6 @@ class LogSumExp(Function):
 def logsumexp(x: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
     """log(sum(exp(x), dim)), computed without overflow."""
     dims = normalize_dims(dim, x.ndim, "logsumexp")
-    if x.data.size == 0:
-        raise ValueError(f"logsumexp: empty tensor of shape {x.shape}")
     return LogSumExp.apply(_floating(x), dims=dims, keepdim=keepdim)
 
 

@@ -155,12 +155,21 @@ def test_in_place_ops_are_differentiable_on_non_leaves():
     np.testing.assert_array_equal(x.grad.data, [6.0, 0.0, 6.0])
 
 
-def test_in_place_op_that_needs_its_own_old_value_raises_as_in_pytorch():
+def test_in_place_op_that_needs_its_own_old_value_keeps_it_as_pytorch_does():
     x = leaf([1.0, 2.0])
     y = x * 2
-    y.mul_(x)  # x's gradient needs the old y, which mul_ overwrote
-    with pytest.raises(RuntimeError, match="in-place"):
-        y.sum().backward()
+    y.mul_(x)  # x's gradient needs the old y: mul_ keeps it for its own backward
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [4.0, 8.0])  # d(2x * x)/dx = 4x
+
+
+def test_a_value_saved_by_an_earlier_op_then_overwritten_raises_naming_the_op():
+    x = leaf([1.0, 2.0])
+    y = x * 2
+    z = y * y  # saves y
+    y.add_(1)
+    with pytest.raises(RuntimeError, match="Mul: .*modified by an in-place operation"):
+        z.sum().backward()
 
 
 def test_setitem_with_a_tensor_value_carries_its_gradient():
