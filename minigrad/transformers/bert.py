@@ -450,6 +450,43 @@ class BertForSequenceClassification(BertPreTrainedModel):
             out = ModelOutput(loss=_loss(self.config, logits, labels), logits=logits)
         return out
 
+    onnx_input_names = ["input_ids", "attention_mask", "token_type_ids"]
+    onnx_dynamic_axes = {name: {1: "tokens"} for name in onnx_input_names}
+
+    def onnx_forward(self, g, ids, attention_mask, token_type_ids):  # logits (B, labels)
+        h = _onnx_bert(g, self.bert, ids, attention_mask, token_type_ids)
+        first = g.node("Gather", [h, g.const(np.array(0, np.int64))], axis=1)
+        pooled = g.node("Tanh", [g.module(self.bert.pooler.dense, first, 2)])
+        return g.module(self.classifier, pooled, 2)
+
+
+def _onnx_bert(g: Any, bert: BertModel, ids: str, attention_mask: str, token_type_ids: str) -> str:
+    """BertModel's last hidden state as ONNX nodes (minigrad.onnx.export): (B, T, H)."""
+    emb, config = bert.embeddings, bert.config
+    t = g.node("Shape", [ids], start=1, end=2)
+    zero = g.const(np.array([0], np.int64))
+    positions = g.node("Slice", [g.const(emb.position_embeddings.weight), zero, t, zero])
+    h = g.node("Add", [g.module(emb.word_embeddings, ids), positions])
+    h = g.module(emb.LayerNorm, g.node("Add", [h, g.module(emb.token_type_embeddings,
+                                                          token_type_ids)]))
+    blocked = g.node("Equal", [attention_mask, g.const(np.array(0, np.int64))])
+    low = g.const(np.array(np.finfo(np.float32).min, np.float32))
+    mask = g.node("Where", [blocked, low, g.const(np.array(0.0, np.float32))])
+    mask = g.node("Unsqueeze", [mask, g.const(np.array([1, 2], np.int64))])  # (B, 1, 1, T)
+    for layer in bert.encoder.layer:
+        sa = layer.attention.self
+        q, k, v = (g.module(lin, h, 3) for lin in (sa.query, sa.key, sa.value))
+        a = g.attention(q, k, v, sa.num_heads, config.hidden_size, mask)
+        out = layer.attention.output
+        a = g.module(out.LayerNorm, g.node("Add", [g.module(out.dense, a, 3), h]))
+        act = {"gelu": g.gelu, "relu": lambda x: g.node("Relu", [x]),
+               "tanh": lambda x: g.node("Tanh", [x])}.get(config.hidden_act)
+        if act is None:
+            raise NotImplementedError(f"onnx export: hidden_act {config.hidden_act!r}")
+        f = act(g.module(layer.intermediate.dense, a, 3))
+        h = g.module(layer.output.LayerNorm, g.node("Add", [g.module(layer.output.dense, f, 3), a]))
+    return h
+
 
 class BertForTokenClassification(BertPreTrainedModel):
     """BertModel (no pooler), dropout and Linear(H, num_labels) at every token: ``logits``
@@ -471,3 +508,13 @@ class BertForTokenClassification(BertPreTrainedModel):
         if labels is not None:
             out = ModelOutput(loss=_loss(self.config, logits, labels), logits=logits)
         return out
+
+    onnx_input_names = ["input_ids", "attention_mask", "token_type_ids"]
+    onnx_dynamic_axes = {
+        **{name: {1: "tokens"} for name in onnx_input_names},
+        "output": {1: "tokens"},
+    }
+
+    def onnx_forward(self, g, ids, attention_mask, token_type_ids):  # logits (B, T, labels)
+        h = _onnx_bert(g, self.bert, ids, attention_mask, token_type_ids)
+        return g.module(self.classifier, h, 3)
