@@ -128,3 +128,25 @@ def test_clear_errors(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r"pip install 'minigrad\[onnx\]'"):
         mg.onnx.export(zoo.MNIST1DLinear(), np.zeros((2, 40), np.float32), tmp_path / "x.onnx")
+
+
+def test_minigrad_export_command_writes_a_runs_model(tmp_path, capsys):
+    from models.cli import main
+
+    run = tmp_path / "run"
+    mg.manual_seed(0)
+    model = zoo.DigitsCNN().eval()
+    model.save_pretrained(run / "model")  # what `minigrad train digits-cnn` leaves in model/
+    assert main(["export", str(run), "--onnx"]) == 0
+    assert "model.onnx" in capsys.readouterr().out
+    x = np.random.default_rng(0).standard_normal((3, 1, 8, 8)).astype(np.float32)
+    s = ort.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(s.run(None, {"input": x})[0], _reference(model, (x,)), atol=TOL)
+    # one line, no traceback, for a user's mistake
+    assert main(["export", str(tmp_path / "nothing"), "--onnx"]) == 2
+    assert main(["export", str(run)]) == 2
+    zoo.KimCNN(vocab_size=30).save_pretrained(tmp_path / "kim" / "model")
+    assert main(["export", str(tmp_path / "kim"), "--onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "model/config.json not found; train first" in err
+    assert "say which format" in err and "a KimCNN has no ONNX export yet" in err
