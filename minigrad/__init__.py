@@ -114,3 +114,13 @@ from minigrad.random import get_rng_state, manual_seed, set_rng_state
 
 __version__ = "0.1.0"
 clip = clamp
+
+
+def __getattr__(name: str):
+    """Load the high-level packages on first use, so ``import minigrad`` stays cheap and
+    ``import minigrad as tf`` then ``tf.keras.Sequential(...)`` works as in TensorFlow."""
+    if name in ("keras", "transformers", "onnx", "train"):
+        import importlib
+
+        return importlib.import_module(f"minigrad.{name}")
+    raise AttributeError(f"module 'minigrad' has no attribute {name!r}")

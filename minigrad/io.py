@@ -74,12 +74,19 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def save(obj: dict, path: str | os.PathLike) -> None:
-    """Save a state dict to ``path`` (``.safetensors`` or ``.npz``), atomically."""
+def save(obj: dict, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+    """Save a state dict to ``path`` (``.safetensors`` or ``.npz``), atomically. ``metadata``
+    (strings only) goes into a safetensors header's ``__metadata__``; Hugging Face's loader
+    wants ``{"format": "pt"}`` there."""
     path = Path(path)
     arrays = _arrays(obj)
+    if metadata is not None and not (
+        isinstance(metadata, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
+    ):
+        raise TypeError(f"save: metadata must map strings to strings, got {metadata!r}")
     if path.suffix == ".safetensors":
-        header, offset = {}, 0
+        header, offset = ({"__metadata__": dict(metadata)} if metadata else {}), 0
         for key, a in arrays.items():
             header[key] = {
                 "dtype": _NAMES[a.dtype],

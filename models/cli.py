@@ -5,6 +5,7 @@
     minigrad evaluate OUT [--data DIR]       evaluate a finished run's saved model again
     minigrad generate OUT [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K]
     minigrad bench [NAME ...]                the benchmarks (overhead, kernels, layers, ...)
+    minigrad export OUT --onnx [--to FILE]   a finished run's model as ONNX (OUT/model.onnx)
 
 Errors (an unknown recipe, missing data, a bad argument) are one line saying what to do.
 """
@@ -131,6 +132,19 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from models.export import ExportError, export_run
+
+    if not args.onnx:
+        return _fail("say which format: minigrad export OUT --onnx")
+    try:
+        path = export_run(args.out, args.to)
+    except ExportError as e:
+        return _fail(f"export: {e}")
+    print(f"written {path} (inputs with a free batch dimension; run it with onnxruntime)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="minigrad", description="minigrad's recipes and tools")
     sub = p.add_subparsers(dest="command")
@@ -155,6 +169,11 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int, default=None)
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(fn=cmd_generate)
+    x = sub.add_parser("export", help="export a finished run's model (ONNX)")
+    x.add_argument("out")
+    x.add_argument("--onnx", action="store_true", help="write OUT/model.onnx")
+    x.add_argument("--to", help="another path for the .onnx file")
+    x.set_defaults(fn=cmd_export)
     b = sub.add_parser("bench", help="run the benchmarks")
     b.add_argument("names", nargs="*")
     b.set_defaults(fn=cmd_bench)

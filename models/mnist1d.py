@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 import minigrad.nn as nn
 from models.pretrained import Pretrained
 
@@ -16,6 +18,9 @@ class MNIST1DLinear(Pretrained, nn.Module):
 
     def forward(self, x):
         return self.linear(x)
+
+    def onnx_forward(self, g, x):  # minigrad.onnx.export
+        return g.module(self.linear, x, 2)
 
 
 class MNIST1DMLP(Pretrained, nn.Module):
@@ -33,6 +38,11 @@ class MNIST1DMLP(Pretrained, nn.Module):
         h = self.linear1(x).relu()
         h = h + self.linear2(h).relu()
         return self.linear3(h)
+
+    def onnx_forward(self, g, x):  # minigrad.onnx.export
+        h = g.node("Relu", [g.module(self.linear1, x, 2)])
+        h = g.node("Add", [h, g.node("Relu", [g.module(self.linear2, h, 2)])])
+        return g.module(self.linear3, h, 2)
 
 
 class MNIST1DCNN(Pretrained, nn.Module):
@@ -52,6 +62,12 @@ class MNIST1DCNN(Pretrained, nn.Module):
         h = self.conv3(self.conv2(self.conv1(h).relu()).relu()).relu()
         return self.linear(h.reshape(h.shape[0], -1))
 
+    def onnx_forward(self, g, x):  # minigrad.onnx.export
+        h = g.node("Reshape", [x, g.const(np.array([0, 1, -1], np.int64))])
+        for conv in (self.conv1, self.conv2, self.conv3):
+            h = g.node("Relu", [g.module(conv, h)])
+        return g.module(self.linear, g.node("Flatten", [h], axis=1), 2)
+
 
 class MNIST1DGRU(Pretrained, nn.Module):
     """A bidirectional GRU with 6 hidden units over the 40 steps (one value each), every
@@ -66,3 +82,7 @@ class MNIST1DGRU(Pretrained, nn.Module):
     def forward(self, x):
         out, _ = self.gru(x.reshape(x.shape[0], x.shape[-1], 1))
         return self.linear(out.reshape(out.shape[0], -1))
+
+    def onnx_forward(self, g, x):  # minigrad.onnx.export
+        out = g.module(self.gru, g.node("Reshape", [x, g.const(np.array([0, -1, 1], np.int64))]))
+        return g.module(self.linear, g.node("Flatten", [out], axis=1), 2)

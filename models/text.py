@@ -27,6 +27,13 @@ def _with_loss(logits, labels, ignore_index: int = -100) -> Any:
     return {"loss": F.cross_entropy(flat, target, ignore_index=ignore_index), "logits": logits}
 
 
+def _onnx_positions(g, positions: nn.Embedding, ids: str) -> str:
+    """The first T rows of a position table, T = ids' second dimension (minigrad.onnx)."""
+    t = g.node("Shape", [ids], start=1, end=2)
+    zero, axis = g.const(np.array([0], np.int64)), g.const(np.array([0], np.int64))
+    return g.node("Slice", [g.const(positions.weight), zero, t, axis])
+
+
 def _ids(x: Any) -> mg.Tensor:
     return x if isinstance(x, mg.Tensor) else mg.tensor(np.asarray(x, dtype=np.int64))
 
@@ -52,6 +59,12 @@ class CharLSTM(Generator, Pretrained, nn.Module):
     def forward(self, idx, labels=None):
         out, _ = self.lstm(self.embed(_ids(idx)))
         return _with_loss(self.head(out), labels)
+
+    onnx_input_names = ["input_ids"]
+    onnx_dynamic_axes = {"input_ids": {1: "tokens"}, "output": {1: "tokens"}}
+
+    def onnx_forward(self, g, ids):  # minigrad.onnx.export: logits (B, T, vocab)
+        return g.module(self.head, g.module(self.lstm, g.module(self.embed, ids)), 3)
 
 
 class GPT(Generator, Pretrained, nn.Module):
@@ -102,6 +115,21 @@ class GPT(Generator, Pretrained, nn.Module):
         h = self.blocks(self.drop(h), is_causal=True)
         return _with_loss(self.head(self.norm(h)), labels)
 
+    onnx_input_names = ["input_ids"]
+    onnx_dynamic_axes = {"input_ids": {1: "tokens"}, "output": {1: "tokens"}}
+
+    def onnx_forward(self, g, ids):  # minigrad.onnx.export: logits (B, T, vocab)
+        h = g.node("Add", [g.module(self.tokens, ids), _onnx_positions(g, self.positions, ids)])
+        low = np.finfo(np.float32).min
+        causal = np.triu(np.full((self.context, self.context), low, np.float32), 1)
+        t = g.node("Shape", [ids], start=1, end=2)
+        zero = g.const(np.array([0], np.int64))
+        mask = g.node("Slice", [g.const(causal), zero, t, g.const(np.array([0], np.int64))])
+        mask = g.node("Slice", [mask, zero, t, g.const(np.array([1], np.int64))])
+        for block in self.blocks.layers:
+            h = g.encoder_layer(block, h, mask)
+        return g.module(self.head, g.module(self.norm, h), 3)
+
 
 class BertEncoder(Pretrained, nn.Module):
     """A BERT-style encoder: token and position embeddings, LayerNorm, dropout, then post-norm
@@ -142,6 +170,18 @@ class BertEncoder(Pretrained, nn.Module):
             padding = np.asarray(mask) == 0
         return self.layers(h, src_key_padding_mask=padding)
 
+    def onnx_forward(self, g, ids, attention_mask):  # minigrad.onnx.export: (B, T, width)
+        h = g.node("Add", [g.module(self.tokens, ids), _onnx_positions(g, self.positions, ids)])
+        h = g.module(self.norm, h)
+        # padding (mask 0) gets the lowest float added to its scores: (B, 1, 1, T)
+        blocked = g.node("Equal", [attention_mask, g.const(np.array(0, np.int64))])
+        low = g.const(np.array(np.finfo(np.float32).min, np.float32))
+        additive = g.node("Where", [blocked, low, g.const(np.array(0.0, np.float32))])
+        mask = g.node("Unsqueeze", [additive, g.const(np.array([1, 2], np.int64))])
+        for layer in self.layers.layers:
+            h = g.encoder_layer(layer, h, mask)
+        return h
+
 
 class BertForSequenceClassification(Pretrained, nn.Module):
     """BertEncoder, then BERT's pooler (the first token's state through Linear + tanh),
@@ -161,6 +201,15 @@ class BertForSequenceClassification(Pretrained, nn.Module):
         h = self.bert(input_ids, attention_mask)
         pooled = self.pooler(h[:, 0]).tanh()
         return _with_loss(self.classifier(self.drop(pooled)), labels)
+
+    onnx_input_names = ["input_ids", "attention_mask"]
+    onnx_dynamic_axes = {"input_ids": {1: "tokens"}, "attention_mask": {1: "tokens"}}
+
+    def onnx_forward(self, g, ids, attention_mask):  # minigrad.onnx.export: logits (B, labels)
+        h = self.bert.onnx_forward(g, ids, attention_mask)
+        first = g.node("Gather", [h, g.const(np.array(0, np.int64))], axis=1)
+        pooled = g.node("Tanh", [g.module(self.pooler, first, 2)])
+        return g.module(self.classifier, pooled, 2)
 
 
 class BertForTokenClassification(Pretrained, nn.Module):

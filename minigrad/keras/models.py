@@ -175,6 +175,7 @@ class Sequential:
         n = len(x)
         order = np.arange(n) if order is None else order
         totals: dict[str, float] = {}
+        seen = 0
         for batch, start in enumerate(range(0, n, batch_size)):
             idx = order[start : start + batch_size]
             xb = Tensor._from_array(x.data[idx])
@@ -192,16 +193,18 @@ class Sequential:
             values = {"loss": float(loss.data)}
             for name, metric in self.metrics:
                 values[name] = metric(yb.data, pred.data)
+            seen += len(idx)
             for k, v in values.items():
                 totals[k] = totals.get(k, 0.0) + v * len(idx)
             if callbacks is not None:
                 callbacks.on_train_batch_end(batch, dict(values))
             if progress is not None:
-                running = {k: totals[k] / min(start + batch_size, n) for k in totals}
+                running = {k: totals[k] / seen for k in totals}
                 progress.update(1, len(idx), **running)
-            if self.stop_training:
+            # a callback may stop training mid-epoch; evaluation always sees every sample
+            if train and self.stop_training:
                 break
-        return {k: v / n for k, v in totals.items()}
+        return {k: v / seen for k, v in totals.items()} if seen else {}
 
     def fit(
         self,
