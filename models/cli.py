@@ -74,15 +74,23 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from models.recipes import MissingData, evaluate_recipe
+    from models.recipes import RECIPES, MissingData, evaluate_recipe
 
     out = Path(args.out)
     try:
         stored = json.loads((out / "report.json").read_text())
     except FileNotFoundError:
         return _fail(f"{out}/report.json not found; train first: minigrad train RECIPE --out {out}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return _fail(f"{out}/report.json is not valid JSON ({e}); train again to rewrite it")
+    name = stored.get("recipe") if isinstance(stored, dict) else None
+    if name not in RECIPES:
+        return _fail(
+            f"{out}/report.json names recipe {name!r}, which is not one of this minigrad's "
+            "(`minigrad recipes` lists them)"
+        )
     try:
-        fresh = evaluate_recipe(stored["recipe"], str(out), args.data)
+        fresh = evaluate_recipe(name, str(out), args.data)
     except MissingData as e:
         return _fail(str(e))
     for key, value in fresh.items():
@@ -105,7 +113,13 @@ def cmd_generate(args) -> int:
     from models import zoo
 
     tokenizer = Tokenizer.load(out / "tokenizer.json")
-    kind = json.loads((out / "model" / "config.json").read_text())["model_type"]
+    kind = json.loads((out / "model" / "config.json").read_text()).get("model_type")
+    generators = [name for name, cls in zoo.MODELS.items() if hasattr(cls, "generate")]
+    if kind not in generators:
+        return _fail(
+            f"{out / 'model' / 'config.json'} names model_type {kind!r}, not a text model of "
+            f"the zoo that generates ({', '.join(generators)})"
+        )
     model = zoo.MODELS[kind].from_pretrained(out / "model")
     prompt = tokenizer.encode(args.prompt) or [tokenizer.stoi.get("\n", 1)]
     ids = model.generate(
@@ -147,6 +161,7 @@ def cmd_export(args) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="minigrad", description="minigrad's recipes and tools")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("recipes", help="list the recipes").set_defaults(fn=cmd_recipes)
     t = sub.add_parser("train", help="train a recipe")
@@ -181,6 +196,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command. A user's mistake (a missing or corrupt file, a bad value, an unknown
+    name) ends in one line on stderr and exit status 2, never a traceback; ``--debug`` shows
+    the traceback instead."""
     p = parser()
     try:
         args = p.parse_args(argv)
@@ -189,7 +207,28 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "fn", None):
         p.print_help()
         return 2
-    return args.fn(args)
+    try:
+        return args.fn(args)
+    except KeyboardInterrupt:
+        print("minigrad: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # the one place the command turns an error into a line
+        if args.debug:
+            raise
+        return _fail(f"{_describe(e)} (--debug shows where)")
+
+
+def _describe(e: Exception) -> str:
+    """One line for an error: its message, with the kind of error where the message alone
+    would not say it."""
+    if isinstance(e, KeyError):
+        return f"no {e.args[0]!r} where one was expected" if e.args else "a key is missing"
+    if isinstance(e, PermissionError):
+        return f"permission denied: {e.filename or e}"
+    if isinstance(e, IsADirectoryError | NotADirectoryError | FileExistsError):
+        return f"{e.strerror or type(e).__name__}: {e.filename or e}"
+    text = " ".join(str(e).split())
+    return text or type(e).__name__
 
 
 if __name__ == "__main__":

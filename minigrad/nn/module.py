@@ -282,11 +282,16 @@ class Module:
                     f"load_state_dict for {type(self).__name__}: {key!r} has shape {array.shape} "
                     f"in the state dict but {target.shape} in the module"
                 )
-            arrays[key] = array
+            if array.dtype.kind not in "biuf":
+                raise TypeError(
+                    f"load_state_dict for {type(self).__name__}: {key!r} has dtype "
+                    f"{array.dtype}, not a number type"
+                )
+            # converted now, so that nothing is written unless every tensor can be
+            arrays[key] = np.array(array, dtype=target.dtype, copy=True)
         with no_grad():
             for key, array in arrays.items():
-                target = targets[key]
-                target.data = np.array(array, dtype=target.dtype, copy=True)
+                targets[key].data = array
         return IncompatibleKeys(missing, unexpected)
 
     # -- printing -------------------------------------------------------------------------
