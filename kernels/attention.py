@@ -133,7 +133,9 @@ def _attention_forward(q, k, v, mask, has_mask, causal, scale, BLOCK_Q, BLOCK_K,
                     for d in range(D):
                         acc[r, d] += pv[r, d]
         for r in range(rows):
-            if l[r] > 0.0:
+            # a NaN in l (a NaN or an infinite score among finite ones) stays NaN, as in
+            # PyTorch's CPU kernel; a row whose every score is -inf or NaN gives 0 there too
+            if l[r] > 0.0 or l[r] != l[r]:
                 inv = 1.0 / l[r]
                 for d in range(D):
                     out[b, h, i0 + r, d] = acc[r, d] * inv

@@ -14,12 +14,15 @@ def _probabilities(q, k, mask4, has_mask, causal, scale):
     if causal:
         t, n = s.shape[-2:]
         s = np.where(np.tril(np.ones((t, n), bool)), s, -np.inf)
-    m = s.max(axis=-1, keepdims=True)
-    dead = ~np.isfinite(m)  # every key masked
+    # the maximum of each row's scores, NaN left out: a row whose every score is -inf or NaN
+    # is dead (0, as PyTorch's CPU kernel gives); a NaN among other scores makes the row NaN
+    m = np.where(np.isnan(s), -np.inf, s).max(axis=-1, keepdims=True)
+    dead = m == -np.inf
     e = np.exp(s - np.where(dead, 0.0, m))
     total = e.sum(axis=-1, keepdims=True)
-    p = np.where(dead, 0.0, e / np.where(total > 0, total, 1.0))
-    lse = np.where(dead, -np.inf, np.log(np.where(total > 0, total, 1.0)) + np.where(dead, 0.0, m))
+    total = np.where(dead, 1.0, total)  # a NaN total stays NaN
+    p = np.where(dead, 0.0, e / total)
+    lse = np.where(dead, -np.inf, np.log(total) + np.where(dead, 0.0, m))
     return p, lse[..., 0]
 
 
