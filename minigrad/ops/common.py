@@ -86,5 +86,20 @@ def normalize_dims(dim: Any, ndim: int, name: str) -> tuple[int, ...]:
 
 
 def require_float(t: Tensor, name: str) -> None:
+    """For ops PyTorch defines on floats only (activations, normalization): a clear error for
+    an integer or boolean tensor, never a silently wrong result."""
     if not dtypes.is_floating(t.dtype):
-        raise TypeError(f"{name}: needs a floating-point tensor, got dtype {t.dtype}")
+        raise TypeError(
+            f"{name}: needs a floating-point tensor, got dtype {t.dtype} (use .float() first)"
+        )
+
+
+def promote_to_float(t: Tensor) -> Tensor:
+    """For math functions (exp, log, sin, sigmoid, ...): an integer or boolean tensor becomes
+    the default float dtype first, as PyTorch promotes it (NumPy would give float64, or
+    float16 for booleans)."""
+    if dtypes.is_floating(t.dtype):
+        return t
+    from minigrad.ops.elementwise import cast
+
+    return cast(t, dtypes.get_default_dtype())

@@ -15,7 +15,13 @@ import scipy.special
 
 from minigrad import backend, dtypes
 from minigrad.autograd import Function, unbroadcast
-from minigrad.ops.common import as_tensor, broadcast_shape, operands
+from minigrad.ops.common import (
+    as_tensor,
+    broadcast_shape,
+    operands,
+    promote_to_float,
+    require_float,
+)
 from minigrad.ops.spec import OpSpec, binary, register, unary
 from minigrad.tensor import Tensor
 
@@ -195,7 +201,7 @@ class Exp(Function):
 
 def exp(x: Tensor) -> Tensor:
     """e ** x."""
-    return Exp.apply(x)
+    return Exp.apply(promote_to_float(x))
 
 
 register(OpSpec("exp", exp, np.exp, unary()))
@@ -215,7 +221,7 @@ class Log(Function):
 
 def log(x: Tensor) -> Tensor:
     """Natural logarithm (-inf at 0, nan below, as PyTorch)."""
-    return Log.apply(x)
+    return Log.apply(promote_to_float(x))
 
 
 register(OpSpec("log", log, np.log, unary(domain=(0.2, 3.0))))
@@ -236,7 +242,7 @@ class Sqrt(Function):
 
 def sqrt(x: Tensor) -> Tensor:
     """Square root."""
-    return Sqrt.apply(x)
+    return Sqrt.apply(promote_to_float(x))
 
 
 register(OpSpec("sqrt", sqrt, np.sqrt, unary(domain=(0.2, 3.0))))
@@ -256,7 +262,7 @@ class Sin(Function):
 
 def sin(x: Tensor) -> Tensor:
     """Sine."""
-    return Sin.apply(x)
+    return Sin.apply(promote_to_float(x))
 
 
 register(OpSpec("sin", sin, np.sin, unary()))
@@ -276,7 +282,7 @@ class Cos(Function):
 
 def cos(x: Tensor) -> Tensor:
     """Cosine."""
-    return Cos.apply(x)
+    return Cos.apply(promote_to_float(x))
 
 
 register(OpSpec("cos", cos, np.cos, unary()))
@@ -421,7 +427,7 @@ class Sigmoid(Function):
 
 def sigmoid(x: Tensor) -> Tensor:
     """1 / (1 + exp(-x))."""
-    return Sigmoid.apply(x)
+    return Sigmoid.apply(promote_to_float(x))
 
 
 register(OpSpec("sigmoid", sigmoid, lambda x: 1 / (1 + np.exp(-x)), unary(domain=(-4, 4))))
@@ -441,12 +447,10 @@ class LogSigmoid(Function):
 
 def logsigmoid(x: Tensor) -> Tensor:
     """log(sigmoid(x)), finite for any x (log(sigmoid(-200)) is -200, not -inf)."""
-    return LogSigmoid.apply(x)
+    return LogSigmoid.apply(promote_to_float(x))
 
 
-register(
-    OpSpec("logsigmoid", logsigmoid, lambda x: -np.logaddexp(0, -x), unary(domain=(-6, 6)))
-)
+register(OpSpec("logsigmoid", logsigmoid, lambda x: -np.logaddexp(0, -x), unary(domain=(-6, 6))))
 
 
 class Tanh(Function):
@@ -464,7 +468,7 @@ class Tanh(Function):
 
 def tanh(x: Tensor) -> Tensor:
     """Hyperbolic tangent."""
-    return Tanh.apply(x)
+    return Tanh.apply(promote_to_float(x))
 
 
 register(OpSpec("tanh", tanh, np.tanh, unary()))
@@ -486,6 +490,7 @@ class LeakyRelu(Function):
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x where x > 0, negative_slope * x elsewhere (gradient negative_slope at 0)."""
+    require_float(x, "leaky_relu")
     return LeakyRelu.apply(x, negative_slope=float(negative_slope))
 
 
@@ -516,6 +521,7 @@ class Elu(Function):
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
     """x where x > 0, alpha * (exp(x) - 1) elsewhere."""
+    require_float(x, "elu")
     return Elu.apply(x, alpha=float(alpha))
 
 
@@ -548,7 +554,7 @@ class Erf(Function):
 
 def erf(x: Tensor) -> Tensor:
     """The error function, 2/sqrt(pi) * integral of e^(-t^2) from 0 to x."""
-    return Erf.apply(x)
+    return Erf.apply(promote_to_float(x))
 
 
 register(OpSpec("erf", erf, np.vectorize(math.erf), unary()))
@@ -583,6 +589,7 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as PyTorch."""
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    require_float(x, "gelu")
     return Gelu.apply(x, approximate=approximate)
 
 
@@ -609,6 +616,7 @@ class Silu(Function):
 
 def silu(x: Tensor) -> Tensor:
     """x * sigmoid(x) (also called swish)."""
+    require_float(x, "silu")
     return Silu.apply(x)
 
 
@@ -635,6 +643,7 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     beta * x > threshold, as PyTorch."""
     if beta <= 0:
         raise ValueError(f"softplus: beta must be positive, got {beta}")
+    require_float(x, "softplus")
     return Softplus.apply(x, beta=float(beta), threshold=float(threshold))
 
 

@@ -165,6 +165,8 @@ def nll_loss(
     safe = np.where(valid, t, 0)
     picked = squeeze(gather(rows, 1, Tensor._from_array(safe.reshape(-1, 1))), 1)
     w = np.ones(c, rows.dtype) if weight is None else as_tensor(weight).data.astype(rows.dtype)
+    if w.shape != (c,):
+        raise ValueError(f"nll_loss: weight of shape {w.shape} does not match {c} classes")
     row_w = np.where(valid, w[safe], 0).astype(rows.dtype)
     losses = where(Tensor._from_array(valid), -picked * Tensor._from_array(row_w), 0.0)
     return _reduce("nll_loss", losses, float(row_w.sum()), reduction, shape)

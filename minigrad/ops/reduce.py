@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from minigrad import backend, dtypes
+from minigrad import backend
 from minigrad.autograd import Function
-from minigrad.ops.common import contiguous, normalize_dim, normalize_dims
-from minigrad.ops.elementwise import cast, sqrt
+from minigrad.ops.common import contiguous, normalize_dim, normalize_dims, promote_to_float
+from minigrad.ops.elementwise import sqrt
 from minigrad.ops.spec import OpSpec, register, unary
 from minigrad.tensor import Tensor
 
@@ -27,10 +27,6 @@ def _keep(xp: Any, grad: Any, in_shape: tuple, dims: tuple, keepdim: bool) -> An
         return grad
     shape = tuple(1 if i in dims else n for i, n in enumerate(in_shape))
     return xp.reshape(grad, shape)
-
-
-def _floating(x: Tensor) -> Tensor:
-    return x if dtypes.is_floating(x.dtype) else cast(x, dtypes.get_default_dtype())
 
 
 class Sum(Function):
@@ -70,7 +66,7 @@ register(OpSpec("sum", sum, _np_kwargs(np.sum), unary(kwargs=_DIM_KWARGS, shapes
 
 def mean(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
     """Mean over ``dim``: the sum divided by the number of elements reduced."""
-    x = _floating(x)
+    x = promote_to_float(x)
     dims = normalize_dims(dim, x.ndim, "mean")
     count = math.prod(x.shape[d] for d in dims)
     if count == 0:
@@ -192,7 +188,7 @@ register(
 
 def var(x: Tensor, dim: Any = None, keepdim: bool = False, correction: int = 1) -> Tensor:
     """Variance over ``dim``, dividing by N - correction (1: unbiased, as PyTorch's default)."""
-    x = _floating(x)
+    x = promote_to_float(x)
     dims = normalize_dims(dim, x.ndim, "var")
     n = math.prod(x.shape[d] for d in dims)
     if n - correction <= 0:
@@ -254,7 +250,7 @@ class LogSumExp(Function):
 def logsumexp(x: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
     """log(sum(exp(x), dim)), computed without overflow."""
     dims = normalize_dims(dim, x.ndim, "logsumexp")
-    return LogSumExp.apply(_floating(x), dims=dims, keepdim=keepdim)
+    return LogSumExp.apply(promote_to_float(x), dims=dims, keepdim=keepdim)
 
 
 def _np_logsumexp(x, dim, keepdim=False):
@@ -299,7 +295,7 @@ def softmax(x: Tensor, dim: int) -> Tensor:
     """exp(x) / sum(exp(x), dim), stable for large values."""
     if x.data.size == 0:
         return Tensor._from_array(x.data.copy())
-    return Softmax.apply(_floating(x), dim=normalize_dim(dim, x.ndim, "softmax"))
+    return Softmax.apply(promote_to_float(x), dim=normalize_dim(dim, x.ndim, "softmax"))
 
 
 class LogSoftmax(Function):
@@ -322,7 +318,7 @@ def log_softmax(x: Tensor, dim: int) -> Tensor:
     """x - logsumexp(x, dim): log-probabilities, stable for large values."""
     if x.data.size == 0:
         return Tensor._from_array(x.data.copy())
-    return LogSoftmax.apply(_floating(x), dim=normalize_dim(dim, x.ndim, "log_softmax"))
+    return LogSoftmax.apply(promote_to_float(x), dim=normalize_dim(dim, x.ndim, "log_softmax"))
 
 
 def _np_softmax(x, dim):
