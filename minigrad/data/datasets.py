@@ -391,7 +391,29 @@ class TabularPreprocessor:
                         f"{path}: row {i + 2}, column {col!r}: {value!r} is not a number "
                         f"(declare the column in categorical= if it is a category)"
                     ) from None
+                if not np.isfinite(out[i, j]):
+                    raise ValueError(
+                        f"{path}: row {i + 2}, column {col!r}: {value!r} is not finite; "
+                        f"replace it, or leave the cell empty to have missing={self.missing!r} "
+                        "handle it"
+                    )
         return out
+
+    def _targets(self, rows, path):
+        """The target cells; an empty one is an error, or its row is dropped with
+        missing='drop' (a row is never given a made-up class)."""
+        cells, keep = [], np.ones(len(rows), bool)
+        for i, row in enumerate(rows):
+            value = row[self.target].strip()
+            if value == "" or value.upper() in ("NA", "NAN", "?"):
+                if self.missing != "drop":
+                    raise ValueError(
+                        f"{path}: row {i + 2}: the target {self.target!r} is missing; fill it, "
+                        "or pass missing='drop' to leave such rows out"
+                    )
+                keep[i] = False
+            cells.append(value)
+        return cells, keep
 
     def fit(self, rows: list[dict], path: str = "table") -> TabularPreprocessor:
         if not rows:
@@ -419,6 +441,15 @@ class TabularPreprocessor:
             c: sorted({row[c].strip() for row in rows if row[c].strip() != ""})
             for c in self.categorical
         }
+        cells, keep = self._targets(rows, path)
+        labels = [v for v, k in zip(cells, keep) if k]
+        if all(_is_number(v) for v in labels):
+            self.target_names = None  # numeric targets, used as they are
+            bad = [v for v in labels if not np.isfinite(float(v))]
+            if bad:
+                raise ValueError(f"{path}: the target {self.target!r} has the value {bad[0]!r}")
+        else:
+            self.target_names = sorted(set(labels))  # class names, learned here only
         self.fitted = True
         return self
 
@@ -428,9 +459,9 @@ class TabularPreprocessor:
             raise RuntimeError("TabularPreprocessor: call fit() on the training table first")
         values = self._numeric(rows, self.numeric, path)
         missing = np.isnan(values)
-        keep = np.ones(len(rows), bool)
+        cells, keep = self._targets(rows, path)
         if self.missing == "drop":
-            keep = ~missing.any(axis=1) & np.array(
+            keep &= ~missing.any(axis=1) & np.array(
                 [all(row[c].strip() != "" for c in self.categorical) for row in rows], bool
             )
         filled = np.where(missing, self.fill, values)
@@ -446,16 +477,36 @@ class TabularPreprocessor:
                     onehot[i, k] = 1.0
             parts.append(onehot)
         features = np.concatenate(parts, axis=1)[keep].astype(np.float32)
-        raw = [row[self.target].strip() for row, k in zip(rows, keep) if k]
-        try:
-            targets = np.array([float(v) for v in raw])
+        raw = [(i, v) for i, (v, k) in enumerate(zip(cells, keep)) if k]
+        if self.target_names is None:
+            try:
+                targets = np.array([float(v) for _, v in raw])
+            except ValueError:
+                i, v = next((i, v) for i, v in raw if not _is_number(v))
+                raise ValueError(
+                    f"{path}: row {i + 2}: target {v!r} is not a number, but the training "
+                    "table's targets were"
+                ) from None
             if np.all(targets == np.round(targets)):
                 targets = targets.astype(np.int64)
-        except ValueError:
-            names = sorted(set(raw))
-            self.target_names = names
-            targets = np.array([names.index(v) for v in raw], np.int64)
-        return features, targets
+            return features, targets
+        index = {name: k for k, name in enumerate(self.target_names)}
+        unknown = [(i, v) for i, v in raw if v not in index]
+        if unknown:
+            i, v = unknown[0]
+            raise ValueError(
+                f"{path}: row {i + 2}: target {v!r} is not one of the training table's "
+                f"classes {self.target_names}"
+            )
+        return features, np.array([index[v] for _, v in raw], np.int64)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _mode(column: np.ndarray) -> float:
@@ -467,12 +518,22 @@ def _mode(column: np.ndarray) -> float:
 
 
 def read_csv_rows(path: str | os.PathLike) -> list[dict]:
+    """The rows of a CSV file with a header line, as dicts; a file that is not UTF-8, a header
+    that repeats a name, or a row with another number of fields is refused with its line."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            repeated = sorted({name for name in header if header.count(name) > 1})
+            if repeated:
+                raise ValueError(f"{path}: the header names {repeated} more than once")
             rows = list(reader)
     except FileNotFoundError:
         raise FileNotFoundError(f"CSVDataset: {path} does not exist") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
+    except csv.Error as e:
+        raise ValueError(f"{path}: not a readable CSV table ({e})") from None
     for i, row in enumerate(rows):
         if None in row or any(v is None for v in row.values()):
             raise ValueError(

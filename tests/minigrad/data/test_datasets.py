@@ -191,3 +191,34 @@ def test_names_splits_and_mnist_csv(tmp_path):
     np.savetxt(tmp_path / "bad.csv", rows[:, :10], fmt="%d", delimiter=",")
     with pytest.raises(ValueError, match="bad.csv has 10 columns, expected 785"):
         mnist_csv(tmp_path / "bad.csv")
+
+
+def test_csv_never_changes_the_data_silently(tmp_path):
+    from minigrad.data.datasets import CSVDataset
+
+    def table(name, text):
+        (tmp_path / name).write_text(text)
+        return tmp_path / name
+
+    empty_target = table("t.csv", "x,label\n1,cat\n2,\n3,dog\n")
+    with pytest.raises(ValueError, match=r"t.csv: row 3: the target 'label' is missing"):
+        CSVDataset(empty_target, target="label")
+    dropped = CSVDataset(empty_target, target="label", missing="drop")
+    assert len(dropped) == 2 and dropped.preprocessor.target_names == ["cat", "dog"]
+    with pytest.raises(ValueError, match=r"row 3, column 'x': 'inf' is not finite"):
+        CSVDataset(table("i.csv", "x,label\n1,0\ninf,1\n"), target="label")
+    with pytest.raises(ValueError, match=r"the header names \['x'\] more than once"):
+        CSVDataset(table("d.csv", "x,x,label\n1,2,0\n"), target="label")
+    (tmp_path / "b.csv").write_bytes(b"x,label\n1,\xff\n")
+    with pytest.raises(ValueError, match="b.csv is not UTF-8 text"):
+        CSVDataset(tmp_path / "b.csv", target="label")
+    # the test split uses the training split's classes, never its own numbering
+    train = CSVDataset(table("tr.csv", "x,label\n1,cat\n2,dog\n"), target="label")
+    test = CSVDataset(
+        table("te.csv", "x,label\n1,dog\n"), target="label", preprocessor=train.preprocessor
+    )
+    assert test.targets.tolist() == [1]
+    with pytest.raises(ValueError, match="target 'bird' is not one of the training table's"):
+        CSVDataset(
+            table("te2.csv", "x,label\n1,bird\n"), target="label", preprocessor=train.preprocessor
+        )
