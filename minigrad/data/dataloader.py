@@ -69,6 +69,12 @@ class DataLoader:
                 "DataLoader: num_workers > 0 is not supported; minigrad loads in the training "
                 "process (see benchmarks/data.py for the loader's throughput)"
             )
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            raise ValueError(
+                f"DataLoader: batch_size must be a positive int (or None), got {batch_size!r}"
+            )
         self.dataset = dataset
         self.iterable = isinstance(dataset, IterableDataset)
         if self.iterable and (shuffle or sampler is not None or batch_sampler is not None):

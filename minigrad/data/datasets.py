@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import csv
 import gzip
+import math
 import os
 import struct
 import urllib.error
 import urllib.request
 import warnings
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,9 @@ from PIL import Image, UnidentifiedImageError
 
 from minigrad.data.dataset import Dataset, TensorDataset
 from minigrad.data.text import CharTokenizer, Tokenizer
+
+# DEFLATE shrinks data by at most about 1032:1: a gzipped file announcing more is lying
+_MAX_DEFLATE_RATIO = 1100
 
 # -- scikit-learn's digits -----------------------------------------------------------------
 
@@ -71,34 +76,44 @@ _MNIST_FILES = {
 
 
 def read_idx(path: str | os.PathLike, expected_magic: int) -> np.ndarray:
-    """An IDX array (big-endian header, uint8 data), gzipped or raw, fully validated."""
+    """An IDX array (big-endian header, uint8 data), gzipped or raw, fully validated: the
+    header is read first, and no more data than it announces (and than the compressed file
+    can hold) is ever inflated or allocated."""
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
+    gzipped = path.suffix == ".gz"
     try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as e:
+        stored = path.stat().st_size
+        with (gzip.open if gzipped else open)(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4:
+                raise ValueError(f"MNIST: {path} is truncated ({len(head)} bytes, no header)")
+            magic = struct.unpack(">I", head)[0]
+            if magic != expected_magic:
+                raise ValueError(
+                    f"MNIST: {path} has magic number {magic}, expected {expected_magic} "
+                    "(is it an IDX file of the right kind?)"
+                )
+            ndim = magic & 0xFF
+            dims_raw = f.read(4 * ndim)
+            if len(dims_raw) < 4 * ndim:
+                raise ValueError(f"MNIST: {path} is truncated inside its header")
+            dims = struct.unpack(f">{ndim}I", dims_raw)
+            count = math.prod(dims)  # Python ints: no overflow
+            room = stored * _MAX_DEFLATE_RATIO if gzipped else stored - 4 - 4 * ndim
+            if count > room:
+                raise ValueError(
+                    f"MNIST: {path} is truncated or padded: the header says {dims} = {count} "
+                    f"bytes of data, more than its {stored} bytes can hold"
+                )
+            data = f.read(count + 1)  # one more, to find trailing bytes
+    except (OSError, EOFError, zlib.error) as e:
         raise ValueError(f"MNIST: cannot read {path} ({e})") from None
-    if len(raw) < 4:
-        raise ValueError(f"MNIST: {path} is truncated ({len(raw)} bytes, no header)")
-    magic = struct.unpack(">I", raw[:4])[0]
-    if magic != expected_magic:
-        raise ValueError(
-            f"MNIST: {path} has magic number {magic}, expected {expected_magic} "
-            "(is it an IDX file of the right kind?)"
-        )
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"MNIST: {path} is truncated inside its header")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    count = int(np.prod(dims))
-    if len(raw) - header != count:
+    if len(data) != count:
         raise ValueError(
             f"MNIST: {path} is truncated or padded: the header says {dims} = {count} bytes of "
-            f"data, the file has {len(raw) - header}"
+            f"data, the file has {'more' if len(data) > count else len(data)}"
         )
-    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+    return np.frombuffer(data, np.uint8).reshape(dims)
 
 
 def _find(root: Path, name: str) -> Path | None:
@@ -251,6 +266,10 @@ class CharCorpus(Dataset):
     ) -> None:
         if split not in ("train", "val"):
             raise ValueError(f"CharCorpus: split must be 'train' or 'val', got {split!r}")
+        if not isinstance(block_size, int) or block_size < 1:
+            raise ValueError(f"CharCorpus: block_size must be a positive int, got {block_size!r}")
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"CharCorpus: val_fraction must be in (0, 1), got {val_fraction!r}")
         try:
             text = Path(path).read_text(encoding="utf-8")
         except FileNotFoundError:

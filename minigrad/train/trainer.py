@@ -254,6 +254,12 @@ class Trainer:
         output_dir, or a path) continues an interrupted run exactly where it stopped."""
         args = self.args
         loader = self.get_train_dataloader()
+        if len(loader) == 0:
+            raise ValueError(
+                f"Trainer: the train_dataset gives no batch ({len(self.train_dataset)} samples, "
+                f"batch size {args.per_device_train_batch_size}"
+                f"{', drop_last' if args.dataloader_drop_last else ''}): nothing to train on"
+            )
         per_epoch = max(1, len(loader) // args.gradient_accumulation_steps)
         if args.max_steps > 0:
             total_steps = args.max_steps

@@ -222,3 +222,58 @@ def test_csv_never_changes_the_data_silently(tmp_path):
         CSVDataset(
             table("te2.csv", "x,label\n1,bird\n"), target="label", preprocessor=train.preprocessor
         )
+
+
+def test_idx_headers_are_checked_before_inflating(tmp_path):
+    from minigrad.data.datasets import read_idx
+
+    # a 2051 (images) header claiming 60000 x 28 x 28 over a few bytes of gzip
+    header = struct.pack(">IIII", 2051, 60000, 28, 28)
+    with gzip.open(tmp_path / "bomb-idx3-ubyte.gz", "wb") as f:
+        f.write(header + b"\0" * 10)
+    with pytest.raises(ValueError, match="more than its .* bytes can hold"):
+        read_idx(tmp_path / "bomb-idx3-ubyte.gz", 2051)
+    # dimensions whose product overflows int64
+    (tmp_path / "huge-idx3-ubyte").write_bytes(
+        struct.pack(">IIII", 2051, 2**32 - 1, 2**32 - 1, 2**32 - 1)
+    )
+    with pytest.raises(ValueError, match="more than its 16 bytes can hold"):
+        read_idx(tmp_path / "huge-idx3-ubyte", 2051)
+    payload = np.random.default_rng(0).integers(0, 256, 2000).astype(np.uint8).tobytes()
+    raw = bytearray(gzip.compress(header[:4] + struct.pack(">III", 2, 1000, 1) + payload))
+    raw[len(raw) // 2] ^= 0xFF  # a corrupt deflate stream
+    (tmp_path / "bad-idx3-ubyte.gz").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="cannot read .*bad-idx3-ubyte.gz"):
+        read_idx(tmp_path / "bad-idx3-ubyte.gz", 2051)
+
+
+def test_parameters_are_validated_at_construction(tmp_path):
+    from minigrad.data import IterableDataset
+    from minigrad.data.datasets import CharCorpus
+
+    (tmp_path / "t.txt").write_text("abcdefghij" * 10)
+    with pytest.raises(ValueError, match="block_size must be a positive int, got 0"):
+        CharCorpus(tmp_path / "t.txt", block_size=0)
+    with pytest.raises(ValueError, match=r"val_fraction must be in \(0, 1\), got 1.5"):
+        CharCorpus(tmp_path / "t.txt", block_size=4, val_fraction=1.5)
+
+    class Stream(IterableDataset):
+        def __iter__(self):
+            return iter(range(10))
+
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="batch_size must be a positive int"):
+            DataLoader(Stream(), batch_size=bad)
+
+
+def test_training_on_nothing_is_an_error(tmp_path):
+    import minigrad as mg
+    import minigrad.nn as nn
+    from minigrad.data import TensorDataset
+    from minigrad.train import Trainer, TrainingArguments
+
+    empty = TensorDataset(np.zeros((0, 3), np.float32), np.zeros(0, np.int64))
+    args = TrainingArguments(str(tmp_path), num_train_epochs=1, disable_tqdm=True)
+    with pytest.raises(ValueError, match="the train_dataset gives no batch \\(0 samples"):
+        Trainer(nn.Linear(3, 2), args, train_dataset=empty).train()
+    assert mg is not None
