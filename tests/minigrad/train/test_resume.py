@@ -79,7 +79,7 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous(tmp_path):
     (newest / "model.safetensors").write_bytes(data[: len(data) // 2])  # truncated
     from minigrad.train import CheckpointError, latest_checkpoint, load_checkpoint
 
-    with pytest.raises(CheckpointError, match="truncated|malformed|bytes"):
+    with pytest.raises(CheckpointError, match="model.safetensors does not match its checksum"):
         load_checkpoint(newest)
     with pytest.warns(UserWarning, match="skipping a broken checkpoint"):
         path, _ = latest_checkpoint(out)
