@@ -136,15 +136,47 @@ class Tokenizer:
         try:
             with open(path, encoding="utf-8") as f:
                 payload = json.load(f)
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"Tokenizer.load: {path} is not valid JSON ({e})") from None
         kinds = {c.kind: c for c in (CharTokenizer, WordTokenizer, BPETokenizer)}
         if not isinstance(payload, dict) or payload.get("kind") not in kinds:
             raise ValueError(f"Tokenizer.load: {path} does not hold a minigrad tokenizer")
-        return kinds[payload["kind"]]._from_config(payload)
+        _check_payload(payload, path)
+        try:
+            return kinds[payload["kind"]]._from_config(payload)
+        except ValueError as e:
+            raise ValueError(f"Tokenizer.load: {path}: {e}") from None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(vocab_size={self.vocab_size})"
+
+
+def _check_payload(payload: dict, path: Any) -> None:
+    """The fields of a saved tokenizer, each of the right type, before any is used."""
+
+    def bad(what: str) -> ValueError:
+        return ValueError(f"Tokenizer.load: {path}: {what}")
+
+    vocab = payload.get("vocab")
+    if not isinstance(vocab, list) or not all(isinstance(t, str) and t for t in vocab):
+        raise bad("'vocab' must be a list of non-empty strings")
+    if payload["kind"] == "char" and any(len(t) != 1 for t in vocab if t not in SPECIALS):
+        raise bad("a character tokenizer's vocabulary holds single characters")
+    if not isinstance(payload.get("lower", False), bool):
+        raise bad("'lower' must be true or false")
+    if payload["kind"] == "bpe":
+        merges = payload.get("merges")
+        if not isinstance(merges, list) or not all(
+            isinstance(m, list) and len(m) == 2 and all(isinstance(x, str) and x for x in m)
+            for m in merges
+        ):
+            raise bad("'merges' must be a list of pairs of non-empty strings")
+        known = set(vocab)
+        missing = next((m for m in merges if m[0] + m[1] not in known), None)
+        if missing is not None:
+            raise bad(
+                f"the merge {missing} makes {missing[0] + missing[1]!r}, not in the vocabulary"
+            )
 
 
 class CharTokenizer(Tokenizer):

@@ -82,3 +82,32 @@ def test_save_and_load_json(tmp_path):
     (tmp_path / "other.json").write_text('{"kind": "sentencepiece"}')
     with pytest.raises(ValueError, match="does not hold a minigrad tokenizer"):
         Tokenizer.load(tmp_path / "other.json")
+
+
+def test_corrupt_tokenizer_files_are_refused_by_name(tmp_path):
+    import json
+
+    from minigrad.data.text import BPETokenizer, CharTokenizer, Tokenizer
+
+    def written(payload):
+        path = tmp_path / "t.json"
+        path.write_text(json.dumps(payload))
+        return path
+
+    for payload, message in [
+        ({"kind": "char", "vocab": "abc"}, "'vocab' must be a list of non-empty strings"),
+        ({"kind": "char", "vocab": ["<pad>", "<unk>", "ab"]}, "holds single characters"),
+        ({"kind": "word", "vocab": ["a"], "lower": "yes"}, "'lower' must be true or false"),
+        ({"kind": "bpe", "vocab": ["a", "b"], "merges": [["a"]]}, "pairs of non-empty strings"),
+        ({"kind": "bpe", "vocab": ["a", "b"], "merges": [["a", "b"]]}, "makes 'ab', not in"),
+        ({"kind": "bpe", "vocab": ["a", "a"], "merges": []}, "duplicate tokens"),
+        ({"kind": "sentencepiece"}, "does not hold a minigrad tokenizer"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            Tokenizer.load(written(payload))
+    (tmp_path / "bad.json").write_bytes(b'{"kind": "char", "vocab": ["\xff"]}')
+    with pytest.raises(ValueError, match="bad.json is not valid JSON"):
+        Tokenizer.load(tmp_path / "bad.json")
+    for tokenizer in (CharTokenizer.train("hello"), BPETokenizer.train("hello hello world", 30)):
+        tokenizer.save(tmp_path / "ok.json")
+        assert Tokenizer.load(tmp_path / "ok.json").encode("hello") == tokenizer.encode("hello")
