@@ -303,6 +303,8 @@ def read_conll(path: str | os.PathLike) -> list[tuple[list[str], list[str]]]:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise FileNotFoundError(f"read_conll: {path} does not exist") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"read_conll: {path} is not UTF-8 text (byte {e.start})") from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             if tokens:
@@ -350,6 +352,8 @@ class SST2(Dataset):
             lines = Path(path).read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
             raise FileNotFoundError(f"SST2: {path} does not exist") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"SST2: {path} is not UTF-8 text (byte {e.start})") from None
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue

@@ -277,3 +277,15 @@ def test_training_on_nothing_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="the train_dataset gives no batch \\(0 samples"):
         Trainer(nn.Linear(3, 2), args, train_dataset=empty).train()
     assert mg is not None
+
+
+def test_text_files_that_are_not_utf8_name_themselves(tmp_path):
+    from minigrad.data.datasets import SST2, CharCorpus, read_conll
+
+    (tmp_path / "x.txt").write_bytes(b"good text \xff\xfe then more" * 10)
+    with pytest.raises(ValueError, match="x.txt is not UTF-8"):
+        read_conll(tmp_path / "x.txt")
+    with pytest.raises(ValueError, match="x.txt is not UTF-8"):
+        SST2(tmp_path / "x.txt")
+    with pytest.raises(ValueError, match="x.txt is not UTF-8"):
+        CharCorpus(tmp_path / "x.txt", block_size=4)

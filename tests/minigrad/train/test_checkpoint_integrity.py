@@ -155,3 +155,39 @@ def test_sigkill_at_random_moments_leaves_only_whole_checkpoints(tmp_path):
 @pytest.mark.slow
 def test_sigkill_many_times(tmp_path):
     kill_during_saves(tmp_path, np.random.default_rng(1), kills=60)
+
+
+SAVE_LOOP = """
+import sys
+import numpy as np
+import minigrad as mg
+path = sys.argv[1]
+step = 0
+while True:
+    step += 1
+    mg.save({"w": np.full((256, 256), float(step), np.float32)}, path)
+    print(step, flush=True)
+"""
+
+
+def test_sigkill_during_save_leaves_the_old_file_or_the_new(tmp_path):
+    import minigrad as mg
+
+    target = tmp_path / "model.safetensors"
+    rng = np.random.default_rng(2)
+    for _ in range(4):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SAVE_LOOP, str(target)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        proc.stdout.readline()
+        time.sleep(float(rng.uniform(0.0, 0.05)))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stdout.close()
+        proc.stderr.close()
+        w = mg.load(target)["w"].numpy()  # whole: one step's values throughout
+        assert w.shape == (256, 256) and (w == w[0, 0]).all()
