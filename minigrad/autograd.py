@@ -420,6 +420,7 @@ def assign_in_place(target: Tensor, result: Tensor, name: str) -> None:
     new_base = CopySlices.apply(base, result, steps=view.steps)  # writes the memory
     counter = target._version_counter()
     counter.value += 1
+    _move_retained_grad(base, new_base._node)
     base._node = new_base._node
     base._requires_grad = True
     refresh_view(target)

@@ -332,3 +332,7 @@ def test_activations_keep_relative_precision_in_the_negative_tail(fn, exact):
     h = 1e-6  # the float64 derivative by central differences
     slope = (exact(x64 + h) - exact(x64 - h)) / (2 * h)
     np.testing.assert_allclose(x.grad.data, slope, rtol=1e-4)
+
+
+def test_python_floats_given_a_float64_dtype_are_not_rounded_through_float32():
+    assert mg.tensor([0.548], dtype=mg.float64).item() == 0.548  # found by the fuzzer
