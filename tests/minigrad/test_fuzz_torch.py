@@ -464,7 +464,7 @@ def test_random_second_order_programs_match_pytorch(make):
 
 
 @pytest.mark.slow
-@settings(max_examples=2000)
+@settings(max_examples=10000)
 @given(st.one_of(expression_programs(), inplace_programs(), kernel_programs(),
                  second_order_programs()))
 def test_long_fuzz_run(make):
