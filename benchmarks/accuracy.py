@@ -69,8 +69,8 @@ def main() -> None:
         target = rng.integers(0, 10, 64)
         rows.append(
             run_case(torch, f"cross_entropy, logits ~ N(0, {scale:g}^2)", logits,
-                     lambda t: F.cross_entropy(t, mg.tensor(target), reduction="none"),
-                     lambda t: tf.cross_entropy(t, torch.tensor(target), reduction="none"),
+                     lambda t, y=target: F.cross_entropy(t, mg.tensor(y), reduction="none"),
+                     lambda t, y=target: tf.cross_entropy(t, torch.tensor(y), reduction="none"),
                      relative_to_max=True)
         )
     for offset in (0.0, 1e3):

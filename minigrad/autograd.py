@@ -444,7 +444,9 @@ def _own_saved_copies(node: Function, array: np.ndarray) -> None:
     that made the new value still has the old one for its backward (``y.mul_(t)`` needs the
     old y for t's gradient)."""
     for s in node._saved or ():
-        if s is not None and isinstance(s.array, np.ndarray) and np.may_share_memory(s.array, array):
+        if s is None or not isinstance(s.array, np.ndarray):
+            continue
+        if np.may_share_memory(s.array, array):
             s.array = s.array.copy()
             s.counter = None
 

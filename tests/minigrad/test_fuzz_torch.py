@@ -333,7 +333,7 @@ def inplace_programs(draw):
             p.lines.append("y.retain_grad()")
             p.lines.append("y_kept = y  # y may be rebound below; the retained one is compared")
         old_view = None
-        for k, ((view, shape), op, between, reuse) in enumerate(steps):
+        for k, ((view, _shape), op, between, reuse) in enumerate(steps):
             if view == "{t}[1:]" and m < 2:
                 continue
             p.lines.append(f"v{k} = {view.format(t='y')}")
