@@ -29,7 +29,7 @@ import minigrad
 from minigrad.ops.spec import REGISTRY
 
 torch = pytest.importorskip(
-    "torch", reason="the differential fuzzer needs PyTorch as its oracle: pip install torch"
+    "torch", reason="the differential fuzzer needs PyTorch as its oracle: pip install -e '.[torch]'"
 )
 
 LIBS = {"minigrad": minigrad, "torch": torch}
