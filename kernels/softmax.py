@@ -226,9 +226,14 @@ def _cross_entropy_backward(logits, target, weight, ignore_index, eps, lse, grad
             # logits near 1e4 would cost ~5e-4 relative; those take the exact two passes.
             exp_shifted(logits[n], lse[n] - np.log(scale), dlogits[n])
         else:
-            exp_shifted(logits[n], lse[n], dlogits[n])
+            # softmax again from the row's maximum: exp(x - lse) with lse rounded at its own
+            # magnitude (80 for logits near 80) would cost ~|lse| ulp of relative error
+            m = logits[n, 0]
+            for c in range(1, C):
+                m = max(m, logits[n, c])
+            f = scale / exp_shifted(logits[n], m, dlogits[n])
             for c in range(C):
-                dlogits[n, c] *= scale
+                dlogits[n, c] *= f
         if eps > 0.0:
             for c in range(C):
                 dlogits[n, c] -= g * eps / C * weight[c]

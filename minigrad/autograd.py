@@ -420,6 +420,7 @@ def assign_in_place(target: Tensor, result: Tensor, name: str) -> None:
     new_base = CopySlices.apply(base, result, steps=view.steps)  # writes the memory
     counter = target._version_counter()
     counter.value += 1
+    _move_retained_grad(base, new_base._node)
     base._node = new_base._node
     base._requires_grad = True
     refresh_view(target)
@@ -443,7 +444,9 @@ def _own_saved_copies(node: Function, array: np.ndarray) -> None:
     that made the new value still has the old one for its backward (``y.mul_(t)`` needs the
     old y for t's gradient)."""
     for s in node._saved or ():
-        if s is not None and isinstance(s.array, np.ndarray) and np.may_share_memory(s.array, array):
+        if s is None or not isinstance(s.array, np.ndarray):
+            continue
+        if np.may_share_memory(s.array, array):
             s.array = s.array.copy()
             s.counter = None
 

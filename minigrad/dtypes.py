@@ -97,8 +97,10 @@ def to_array(data: Any, dtype: Any, copy: bool) -> np.ndarray:
             arr = np.asarray(data)
         except ValueError as e:
             raise ValueError(f"can't make a tensor from this data: {e}") from None
-        if arr.dtype == float64 and not isinstance(data, np.generic):
-            arr = arr.astype(_default_dtype)  # Python floats -> the default dtype
+        if arr.dtype == float64 and not isinstance(data, np.generic) and dtype is None:
+            # Python floats -> the default dtype, unless a dtype is asked for: then they are
+            # converted once, to it (tensor([0.548], dtype=float64) is exact, as in PyTorch)
+            arr = arr.astype(_default_dtype)
         elif arr.dtype.kind in "iu" and not isinstance(data, np.generic):
             arr = arr.astype(int64)
     if dtype is not None:
