@@ -684,17 +684,26 @@ def sst2_bert(
     data: str | None = None,
     short: bool = False,
     verbose: bool = True,
+    start_from: str | None = None,
 ) -> dict:
     from models.text import BertForSequenceClassification
 
     start = time.perf_counter()
     (train, dev, test), tokenizer = sst2_data(data_dir(data))
     mg.manual_seed(seed)
-    model = BertForSequenceClassification(
-        num_labels=2, vocab_size=tokenizer.vocab_size, context=64, width=128, layers=2, heads=4
-    )
+    if _evaluating and (Path(out) / "model" / "vocab.txt").exists():
+        start_from = str(Path(out) / "model")  # a run that started from a checkpoint
+    if start_from:  # a Hugging Face BERT checkpoint (directory or cached name), fine-tuned
+        from models.sst2_from import checkpoint_model
+
+        model, tokenizer, collate, lr = checkpoint_model(start_from)
+    else:
+        model = BertForSequenceClassification(
+            num_labels=2, vocab_size=tokenizer.vocab_size, context=64, width=128, layers=2, heads=4
+        )
+        collate, lr = padded_batches(tokenizer, 1), 5e-4
     steps = 80 if short else (epochs or 6) * math.ceil(len(train) / 32)
-    opt = mg.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.01)
+    opt = mg.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     warm = max(1, steps // 10)
     schedule = lr_scheduler.get_linear_schedule_with_warmup(opt, warm, steps)
     trainer = _train(
@@ -707,22 +716,25 @@ def sst2_bert(
         32,
         opt,
         schedule,
-        collate=padded_batches(tokenizer, 1),
+        collate=collate,
         verbose=verbose,
         eval_steps=max(1, steps // 6),
         best=True,
         max_grad_norm=1.0,
     )
     result = trainer.evaluate(test)
-    return _report(
+    report = _report(
         out,
         "sst2-bert",
         {"test_accuracy": result["eval_accuracy"]},
         RECIPES["sst2-bert"].reference,
         start,
         model,
-        tokenizer,
+        None if start_from else tokenizer,
     )
+    if start_from and not _evaluating:  # the checkpoint's tokenizer files go beside the model
+        tokenizer.save_pretrained(Path(out) / "model")
+    return report
 
 
 # -- WNUT-17: BiLSTM tagger ------------------------------------------------------------------
