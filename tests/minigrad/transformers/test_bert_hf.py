@@ -199,17 +199,13 @@ def test_minigrad_save_pretrained_loads_in_transformers(tmp_path, use_cache):
 def test_the_seed_program_with_only_its_imports_changed(use_cache, tmp_path, monkeypatch):
     """The seed's Hugging Face program, on the tiny cached BERT instead of bert-base-uncased."""
     monkeypatch.chdir(tmp_path)
-    texts = ["a great movie", "an awful film", "i love this film", "i hate this plot"] * 4
-    labels = [1, 0, 1, 0] * 4
-    # -- the seed's program; its import line was "from transformers import ..." -------------
-    from minigrad.transformers import (
-        BertForSequenceClassification,
-        BertTokenizer,
-        Trainer,
-        TrainingArguments,
-    )
+    texts = ["a great movie", "an awful film", "i love this film", "i hate this plot"] * 12
+    labels = [1, 0, 1, 0] * 12
+    # -- the seed's program; its import lines were "from transformers import ..." -----------
+    from minigrad.transformers import BertForSequenceClassification, BertTokenizer
+    from minigrad.transformers import Trainer, TrainingArguments
 
-    tokenizer = BertTokenizer.from_pretrained("tiny-bert-uncased")
+    tokenizer = BertTokenizer.from_pretrained("tiny-bert-uncased")  # was 'bert-base-uncased'
     with pytest.warns(UserWarning, match="has no classifier.weight, classifier.bias; these start"):
         model = BertForSequenceClassification.from_pretrained("tiny-bert-uncased")
     # ----------------------------------------------------------------------------------------
@@ -219,24 +215,28 @@ def test_the_seed_program_with_only_its_imports_changed(use_cache, tmp_path, mon
          "token_type_ids": enc["token_type_ids"][i], "labels": labels[i]}
         for i in range(len(texts))
     ]
-    train_dataset, test_dataset = dataset[:12], dataset[12:]
-    # -- the seed's program, continued (step counts scaled down to 12 sentences) ------------
+    train_dataset, test_dataset = dataset[:32], dataset[32:]
+    # -- the seed's program, continued unchanged ---------------------------------------------
     training_args = TrainingArguments(
-        output_dir="./results",
+        output_dir='./results',
         num_train_epochs=3,
-        per_device_train_batch_size=4,
+        per_device_train_batch_size=16,
         per_device_eval_batch_size=64,
-        warmup_steps=2,
+        warmup_steps=500,
         weight_decay=0.01,
-        logging_dir="./logs",
+        logging_dir='./logs',
     )
     trainer = Trainer(
-        model=model, args=training_args, train_dataset=train_dataset, eval_dataset=test_dataset
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=test_dataset
     )
-    result = trainer.train()
+    trainer.train()
     # ----------------------------------------------------------------------------------------
-    assert result.global_step == 9  # 3 epochs of 3 batches of 4
+    assert trainer.global_step == 6  # 3 epochs of 2 batches of 16
     assert np.isfinite(trainer.evaluate()["eval_loss"])
+    assert (tmp_path / "logs").is_dir()
 
 
 def test_missing_files_and_pickles_are_refused_clearly(tmp_path, monkeypatch, use_cache):
