@@ -27,7 +27,10 @@ def checkpoint_model(name_or_path: str) -> tuple[Any, Any, Any, float]:
 
     def collate(batch):
         enc = tokenizer(
-            [text for text, _ in batch], padding=True, truncation=True, max_length=64,
+            [text for text, _ in batch],
+            padding=True,
+            truncation=True,
+            max_length=64,
             return_tensors="mg",
         )
         labels = np.array([y for _, y in batch], np.int64)

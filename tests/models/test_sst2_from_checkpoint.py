@@ -25,9 +25,14 @@ def checkpoint(tmp_path):
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     mgt.BertTokenizer(folder / "vocab.txt").save_pretrained(folder)
     mg.manual_seed(0)
-    config = mgt.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1,
-                            num_attention_heads=2, intermediate_size=64,
-                            max_position_embeddings=64)
+    config = mgt.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     mgt.BertModel(config).save_pretrained(folder)  # an encoder without a classifier
     return folder
 
@@ -36,8 +41,14 @@ def test_sst2_bert_starts_from_a_checkpoint(checkpoint, tmp_path):
     if not (SHARED_DATA / "sst2").exists():
         pytest.skip(f"{SHARED_DATA / 'sst2'} is not available")
     out = tmp_path / "run"
-    report = run_recipe("sst2-bert", out=str(out), data=str(SHARED_DATA), short=True,
-                        verbose=False, start_from=str(checkpoint))
+    report = run_recipe(
+        "sst2-bert",
+        out=str(out),
+        data=str(SHARED_DATA),
+        short=True,
+        verbose=False,
+        start_from=str(checkpoint),
+    )
     assert 0.0 <= report["test_accuracy"] <= 1.0
     saved = json.loads((out / "model" / "config.json").read_text())
     assert saved["model_type"] == "bert" and saved["architectures"] == [
@@ -62,8 +73,19 @@ def test_from_is_refused_clearly(tmp_path, capsys, monkeypatch):
     if not (SHARED_DATA / "sst2").exists():
         pytest.skip(f"{SHARED_DATA / 'sst2'} is not available")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
-    code = main(["train", "sst2-bert", "--from", "bert-base-uncased", "--data", str(SHARED_DATA),
-                 "--out", str(tmp_path / "run"), "--quiet"])
+    code = main(
+        [
+            "train",
+            "sst2-bert",
+            "--from",
+            "bert-base-uncased",
+            "--data",
+            str(SHARED_DATA),
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "vocab.txt for 'bert-base-uncased' is not on this machine" in err

@@ -144,11 +144,20 @@ def test_bert_model_and_token_classifier_load_the_same_weights(use_cache):
     with torch.no_grad():
         hf = hf_model.bert(**{k: torch.tensor(v) for k, v in enc.items()})
     out = base(**enc)
-    np.testing.assert_allclose(out.last_hidden_state.detach().numpy(), hf.last_hidden_state.numpy(), atol=TOL)
-    np.testing.assert_allclose(out.pooler_output.detach().numpy(), hf.pooler_output.numpy(), atol=TOL)
-    with pytest.raises(ValueError, match=r"'classifier.bias' has shape \(3,\).*expects \(5,\); pass ignore_mismatched_sizes"):
+    np.testing.assert_allclose(
+        out.last_hidden_state.detach().numpy(), hf.last_hidden_state.numpy(), atol=TOL
+    )
+    np.testing.assert_allclose(
+        out.pooler_output.detach().numpy(), hf.pooler_output.numpy(), atol=TOL
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"'classifier.bias' has shape \(3,\).*expects \(5,\); pass ignore_mismatched_sizes",
+    ):
         mgt.BertForTokenClassification.from_pretrained("tiny-org/tiny-bert", num_labels=5)
-    with pytest.warns(UserWarning, match="has no classifier.weight, classifier.bias of the right shape"):
+    with pytest.warns(
+        UserWarning, match="has no classifier.weight, classifier.bias of the right shape"
+    ):
         tagger = mgt.BertForTokenClassification.from_pretrained(
             "tiny-org/tiny-bert", num_labels=5, ignore_mismatched_sizes=True
         )
@@ -163,7 +172,9 @@ def test_old_checkpoints_gamma_beta_names_and_prefixless_keys(tmp_path, use_cach
     hf_model.bert.save_pretrained(folder)
     state = mg.load(folder / "model.safetensors")
     renamed = {
-        k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+        k.replace("LayerNorm.weight", "LayerNorm.gamma").replace(
+            "LayerNorm.bias", "LayerNorm.beta"
+        ): v
         for k, v in state.items()
     }
     assert any(k.endswith("gamma") for k in renamed)
@@ -202,8 +213,12 @@ def test_the_seed_program_with_only_its_imports_changed(use_cache, tmp_path, mon
     texts = ["a great movie", "an awful film", "i love this film", "i hate this plot"] * 12
     labels = [1, 0, 1, 0] * 12
     # -- the seed's program; its import lines were "from transformers import ..." -----------
-    from minigrad.transformers import BertForSequenceClassification, BertTokenizer
-    from minigrad.transformers import Trainer, TrainingArguments
+    from minigrad.transformers import (
+        BertForSequenceClassification,
+        BertTokenizer,
+        Trainer,
+        TrainingArguments,
+    )
 
     tokenizer = BertTokenizer.from_pretrained("tiny-bert-uncased")  # was 'bert-base-uncased'
     with pytest.warns(UserWarning, match="has no classifier.weight, classifier.bias; these start"):
@@ -211,26 +226,27 @@ def test_the_seed_program_with_only_its_imports_changed(use_cache, tmp_path, mon
     # ----------------------------------------------------------------------------------------
     enc = tokenizer(texts, padding=True, return_tensors="np")
     dataset = [
-        {"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
-         "token_type_ids": enc["token_type_ids"][i], "labels": labels[i]}
+        {
+            "input_ids": enc["input_ids"][i],
+            "attention_mask": enc["attention_mask"][i],
+            "token_type_ids": enc["token_type_ids"][i],
+            "labels": labels[i],
+        }
         for i in range(len(texts))
     ]
     train_dataset, test_dataset = dataset[:32], dataset[32:]
     # -- the seed's program, continued unchanged ---------------------------------------------
     training_args = TrainingArguments(
-        output_dir='./results',
+        output_dir="./results",
         num_train_epochs=3,
         per_device_train_batch_size=16,
         per_device_eval_batch_size=64,
         warmup_steps=500,
         weight_decay=0.01,
-        logging_dir='./logs',
+        logging_dir="./logs",
     )
     trainer = Trainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_dataset,
-        eval_dataset=test_dataset
+        model=model, args=training_args, train_dataset=train_dataset, eval_dataset=test_dataset
     )
     trainer.train()
     # ----------------------------------------------------------------------------------------
@@ -252,7 +268,9 @@ def test_missing_files_and_pickles_are_refused_clearly(tmp_path, monkeypatch, us
     folder.mkdir()
     mgt.BertConfig(**SEEDS_CONFIG).save_pretrained(folder)
     (folder / "pytorch_model.bin").write_bytes(b"\x80\x04not really a pickle")
-    with pytest.raises(ValueError, match="pytorch_model.bin but no model.safetensors.*never loads pickle"):
+    with pytest.raises(
+        ValueError, match="pytorch_model.bin but no model.safetensors.*never loads pickle"
+    ):
         mgt.BertModel.from_pretrained(folder)
     (folder / "config.json").write_text('{"model_type": "gpt2"}')
     with pytest.raises(ValueError, match="is a 'gpt2' model; minigrad.transformers has BERT only"):
