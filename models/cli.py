@@ -2,6 +2,7 @@
 
     minigrad recipes                         list the recipes: data, reference, result, time
     minigrad train RECIPE [--data DIR] [--epochs N] [--out DIR] [--seed S] [--quiet]
+                          [--from CHECKPOINT]    (sst2-bert: fine-tune a Hugging Face BERT)
     minigrad evaluate OUT [--data DIR]       evaluate a finished run's saved model again
     minigrad generate OUT [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K]
     minigrad bench [NAME ...]                the benchmarks (overhead, kernels, layers, ...)
@@ -51,6 +52,11 @@ def cmd_train(args) -> int:
     if args.epochs is not None and args.epochs <= 0:
         return _fail(f"--epochs must be positive, got {args.epochs}")
     out = args.out or f"runs/{args.recipe}"
+    start = {}
+    if args.start_from:  # --from: only the SST-2 BERT recipe starts from a checkpoint
+        if args.recipe != "sst2-bert":
+            return _fail(f"--from works with sst2-bert only, not {args.recipe}")
+        start = {"start_from": args.start_from}
     try:
         report = run_recipe(
             args.recipe,
@@ -59,8 +65,13 @@ def cmd_train(args) -> int:
             epochs=args.epochs,
             data=args.data,
             verbose=not args.quiet,
+            **start,
         )
     except MissingData as e:
+        return _fail(str(e))
+    except (FileNotFoundError, ValueError) as e:  # --from: a checkpoint missing or unreadable
+        if not start:
+            raise
         return _fail(str(e))
     print(
         f"\n{args.recipe}: "
@@ -171,6 +182,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="output folder (default runs/RECIPE)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--from",
+        dest="start_from",
+        help="sst2-bert: start from this Hugging Face BERT checkpoint (a directory or a name "
+        "in the local Hugging Face cache)",
+    )
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser("evaluate", help="evaluate a finished run's model again")
     e.add_argument("out")

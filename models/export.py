@@ -49,14 +49,21 @@ def export_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     except json.JSONDecodeError as e:
         raise ExportError(f"{config_path} is not valid JSON ({e})") from None
     kind = config.pop("model_type", None)
+    if kind == "bert":  # a run started from a Hugging Face checkpoint (sst2-bert --from)
+        from minigrad.transformers import BertForSequenceClassification as Bert
+
+        t = min(16, config.get("max_position_embeddings", 512))
+        ids = np.ones((1, t), np.int64)
+        return _export(Bert.from_pretrained(run_dir / "model"), (ids, ids, 0 * ids), out, run_dir)
     if kind not in zoo.MODELS:
         raise ExportError(f"{config_path} names model_type {kind!r}, not a model of the zoo")
     inputs = example_inputs(kind, config)
-    try:
-        import minigrad.onnx
-    except ImportError as e:  # pragma: no cover - minigrad.onnx imports onnx lazily
-        raise ExportError(str(e)) from None
-    model: Any = zoo.MODELS[kind].from_pretrained(run_dir / "model")
+    return _export(zoo.MODELS[kind].from_pretrained(run_dir / "model"), inputs, out, run_dir)
+
+
+def _export(model: Any, inputs: tuple, out: Any, run_dir: Path) -> Path:
+    import minigrad.onnx
+
     try:
         return minigrad.onnx.export(model, inputs, out or run_dir / "model.onnx")
     except ImportError as e:

@@ -27,13 +27,6 @@ def _with_loss(logits, labels, ignore_index: int = -100) -> Any:
     return {"loss": F.cross_entropy(flat, target, ignore_index=ignore_index), "logits": logits}
 
 
-def _onnx_positions(g, positions: nn.Embedding, ids: str) -> str:
-    """The first T rows of a position table, T = ids' second dimension (minigrad.onnx)."""
-    t = g.node("Shape", [ids], start=1, end=2)
-    zero, axis = g.const(np.array([0], np.int64)), g.const(np.array([0], np.int64))
-    return g.node("Slice", [g.const(positions.weight), zero, t, axis])
-
-
 def _ids(x: Any) -> mg.Tensor:
     return x if isinstance(x, mg.Tensor) else mg.tensor(np.asarray(x, dtype=np.int64))
 
@@ -119,7 +112,7 @@ class GPT(Generator, Pretrained, nn.Module):
     onnx_dynamic_axes = {"input_ids": {1: "tokens"}, "output": {1: "tokens"}}
 
     def onnx_forward(self, g, ids):  # minigrad.onnx.export: logits (B, T, vocab)
-        h = g.node("Add", [g.module(self.tokens, ids), _onnx_positions(g, self.positions, ids)])
+        h = g.node("Add", [g.module(self.tokens, ids), g.positions(self.positions.weight, ids)])
         low = np.finfo(np.float32).min
         causal = np.triu(np.full((self.context, self.context), low, np.float32), 1)
         t = g.node("Shape", [ids], start=1, end=2)
@@ -171,13 +164,9 @@ class BertEncoder(Pretrained, nn.Module):
         return self.layers(h, src_key_padding_mask=padding)
 
     def onnx_forward(self, g, ids, attention_mask):  # minigrad.onnx.export: (B, T, width)
-        h = g.node("Add", [g.module(self.tokens, ids), _onnx_positions(g, self.positions, ids)])
+        h = g.node("Add", [g.module(self.tokens, ids), g.positions(self.positions.weight, ids)])
         h = g.module(self.norm, h)
-        # padding (mask 0) gets the lowest float added to its scores: (B, 1, 1, T)
-        blocked = g.node("Equal", [attention_mask, g.const(np.array(0, np.int64))])
-        low = g.const(np.array(np.finfo(np.float32).min, np.float32))
-        additive = g.node("Where", [blocked, low, g.const(np.array(0.0, np.float32))])
-        mask = g.node("Unsqueeze", [additive, g.const(np.array([1, 2], np.int64))])
+        mask = g.padding_mask(attention_mask)
         for layer in self.layers.layers:
             h = g.encoder_layer(layer, h, mask)
         return h

@@ -74,6 +74,20 @@ class GraphBuilder:
         y = self.node("MatMul", [x, self.const(m.weight.data.T, "weight_t")])
         return y if m.bias is None else self.node("Add", [y, self.const(m.bias, "bias")])
 
+    def positions(self, table: Any, ids: str) -> str:
+        """The first T rows of a position-embedding table, T = ids' second dimension."""
+        t = self.node("Shape", [ids], start=1, end=2)
+        zero = self.const(np.array([0], np.int64))
+        return self.node("Slice", [self.const(table, "positions"), zero, t, zero])
+
+    def padding_mask(self, attention_mask: str) -> str:
+        """(B, T) attention mask (1 = token, 0 = padding) -> (B, 1, 1, T) scores to add:
+        padding gets the lowest float32, as minigrad's and transformers' attention."""
+        blocked = self.node("Equal", [attention_mask, self.const(np.array(0, np.int64))])
+        low = self.const(np.array(np.finfo(np.float32).min, np.float32), "lowest")
+        additive = self.node("Where", [blocked, low, self.const(np.array(0.0, np.float32))])
+        return self.node("Unsqueeze", [additive, self.const(np.array([1, 2], np.int64))])
+
     def attention(self, q: str, k: str, v: str, heads: int, width: int, mask: str | None) -> str:
         """softmax(Q K^T / sqrt(D) + mask) V over ``heads`` heads; q, k, v are (B, T, E)."""
         d = width // heads
@@ -83,8 +97,13 @@ class GraphBuilder:
             for t in (q, k, v)
         )
         kt = self.node("Transpose", [kh], perm=[0, 1, 3, 2])
-        scores = self.node("Mul", [self.node("MatMul", [qh, kt]),
-                                   self.const(np.array(1.0 / math.sqrt(d), np.float32), "scale")])
+        scores = self.node(
+            "Mul",
+            [
+                self.node("MatMul", [qh, kt]),
+                self.const(np.array(1.0 / math.sqrt(d), np.float32), "scale"),
+            ],
+        )
         if mask is not None:
             scores = self.node("Add", [scores, mask])
         ctx = self.node("MatMul", [self.node("Softmax", [scores], axis=-1), vh])
@@ -116,8 +135,12 @@ class GraphBuilder:
                 attrs["linear_before_reset"] = 1  # PyTorch's n gate: r * (W_hn h + b_hn)
             y = self.node(
                 op,
-                [seq, self.const(np.stack(ws), "W"), self.const(np.stack(rs), "R"),
-                 self.const(np.stack(bs), "B")],
+                [
+                    seq,
+                    self.const(np.stack(ws), "W"),
+                    self.const(np.stack(rs), "R"),
+                    self.const(np.stack(bs), "B"),
+                ],
                 outputs=1,
                 **attrs,
             )
@@ -233,8 +256,13 @@ class GraphBuilder:
             ins.append(self.const(m.bias, "conv_b"))
         pad = tup(m.padding)
         return self.node(
-            "Conv", ins, kernel_shape=list(m.weight.shape[2:]), strides=tup(m.stride),
-            pads=pad + pad, dilations=tup(m.dilation), group=int(m.groups),
+            "Conv",
+            ins,
+            kernel_shape=list(m.weight.shape[2:]),
+            strides=tup(m.stride),
+            pads=pad + pad,
+            dilations=tup(m.dilation),
+            group=int(m.groups),
         )
 
     def _pool(self, m: Any, x: str) -> str:
@@ -246,8 +274,12 @@ class GraphBuilder:
         kernel = tup(m.kernel_size)
         stride = tup(m.stride if m.stride is not None else m.kernel_size)
         pad = tup(m.padding)
-        attrs = dict(kernel_shape=kernel, strides=stride, pads=pad + pad,
-                     ceil_mode=int(bool(getattr(m, "ceil_mode", False))))
+        attrs = dict(
+            kernel_shape=kernel,
+            strides=stride,
+            pads=pad + pad,
+            ceil_mode=int(bool(getattr(m, "ceil_mode", False))),
+        )
         if isinstance(m, nn.AvgPool2d):
             attrs["count_include_pad"] = int(bool(getattr(m, "count_include_pad", True)))
             return self.node("AveragePool", [x], **attrs)

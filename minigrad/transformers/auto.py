@@ -22,7 +22,8 @@ def _model_type(name_or_path: str | os.PathLike) -> str:
     try:
         return json.loads((folder / "config.json").read_text()).get("model_type", "bert")
     except json.JSONDecodeError as e:
-        raise ValueError(f"from_pretrained: {folder / 'config.json'} is not valid JSON ({e})") from None
+        path = folder / "config.json"
+        raise ValueError(f"from_pretrained: {path} is not valid JSON ({e})") from None
 
 
 def _only_bert(name_or_path: str | os.PathLike, what: str) -> None:
@@ -38,7 +39,8 @@ class _Auto:
     bert: Any = None
 
     def __init__(self) -> None:
-        raise TypeError(f"{type(self).__name__} is used as {type(self).__name__}.from_pretrained(...)")
+        name = type(self).__name__
+        raise TypeError(f"{name} is used as {name}.from_pretrained(...), not instantiated")
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs: Any) -> Any:

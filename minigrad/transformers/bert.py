@@ -95,7 +95,8 @@ class BertConfig:
         self.intermediate_size, self.hidden_act = intermediate_size, hidden_act
         self.hidden_dropout_prob = hidden_dropout_prob
         self.attention_probs_dropout_prob = attention_probs_dropout_prob
-        self.max_position_embeddings, self.type_vocab_size = max_position_embeddings, type_vocab_size
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
         self.initializer_range, self.layer_norm_eps = initializer_range, layer_norm_eps
         self.pad_token_id, self.position_embedding_type = pad_token_id, position_embedding_type
         self.classifier_dropout, self.problem_type = classifier_dropout, problem_type
@@ -196,8 +197,10 @@ class BertSelfAttention(nn.Module):
 
     def forward(self, hidden: Tensor, mask: Tensor) -> Tensor:
         b, t, h = hidden.shape
-        q, k, v = self._heads(self.query(hidden)), self._heads(self.key(hidden)), self._heads(
-            self.value(hidden)
+        q, k, v = (
+            self._heads(self.query(hidden)),
+            self._heads(self.key(hidden)),
+            self._heads(self.value(hidden)),
         )
         scores = q.matmul(k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_size)) + mask
         probs = self.dropout(scores.softmax(-1))
@@ -280,8 +283,9 @@ def _as_ids(x: Any, name: str) -> Tensor:
     if a.ndim == 1:
         a = a[None]
     if a.ndim != 2 or a.dtype.kind not in "iub":
-        raise ValueError(f"BERT: {name} must be integers of shape (batch, tokens), got {a.shape} "
-                         f"{a.dtype}")
+        raise ValueError(
+            f"BERT: {name} must be integers of shape (batch, tokens), got {a.shape} {a.dtype}"
+        )
     return Tensor._from_array(np.ascontiguousarray(a, dtype=np.int64))
 
 
@@ -463,24 +467,24 @@ class BertForSequenceClassification(BertPreTrainedModel):
 def _onnx_bert(g: Any, bert: BertModel, ids: str, attention_mask: str, token_type_ids: str) -> str:
     """BertModel's last hidden state as ONNX nodes (minigrad.onnx.export): (B, T, H)."""
     emb, config = bert.embeddings, bert.config
-    t = g.node("Shape", [ids], start=1, end=2)
-    zero = g.const(np.array([0], np.int64))
-    positions = g.node("Slice", [g.const(emb.position_embeddings.weight), zero, t, zero])
-    h = g.node("Add", [g.module(emb.word_embeddings, ids), positions])
-    h = g.module(emb.LayerNorm, g.node("Add", [h, g.module(emb.token_type_embeddings,
-                                                          token_type_ids)]))
-    blocked = g.node("Equal", [attention_mask, g.const(np.array(0, np.int64))])
-    low = g.const(np.array(np.finfo(np.float32).min, np.float32))
-    mask = g.node("Where", [blocked, low, g.const(np.array(0.0, np.float32))])
-    mask = g.node("Unsqueeze", [mask, g.const(np.array([1, 2], np.int64))])  # (B, 1, 1, T)
+    h = g.node(
+        "Add",
+        [g.module(emb.word_embeddings, ids), g.positions(emb.position_embeddings.weight, ids)],
+    )
+    types = g.module(emb.token_type_embeddings, token_type_ids)
+    h = g.module(emb.LayerNorm, g.node("Add", [h, types]))
+    mask = g.padding_mask(attention_mask)
     for layer in bert.encoder.layer:
         sa = layer.attention.self
         q, k, v = (g.module(lin, h, 3) for lin in (sa.query, sa.key, sa.value))
         a = g.attention(q, k, v, sa.num_heads, config.hidden_size, mask)
         out = layer.attention.output
         a = g.module(out.LayerNorm, g.node("Add", [g.module(out.dense, a, 3), h]))
-        act = {"gelu": g.gelu, "relu": lambda x: g.node("Relu", [x]),
-               "tanh": lambda x: g.node("Tanh", [x])}.get(config.hidden_act)
+        act = {
+            "gelu": g.gelu,
+            "relu": lambda x: g.node("Relu", [x]),
+            "tanh": lambda x: g.node("Tanh", [x]),
+        }.get(config.hidden_act)
         if act is None:
             raise NotImplementedError(f"onnx export: hidden_act {config.hidden_act!r}")
         f = act(g.module(layer.intermediate.dense, a, 3))

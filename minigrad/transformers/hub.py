@@ -63,7 +63,7 @@ def resolve(name_or_path: str | os.PathLike, needed: str, revision: str = "main"
     folder = _snapshot(repo, revision) if repo.is_dir() else None
     if folder is not None and (folder / needed).is_file():
         return folder
-    where = f"{folder}" if folder is not None else f"{repo}/snapshots/ (resolved by refs/{revision})"
+    where = str(folder) if folder is not None else f"{repo}/snapshots/ (by refs/{revision})"
     raise CheckpointNotFoundError(
         f"from_pretrained: {needed} for {text!r} is not on this machine. Looked for a directory "
         f"{path.resolve()} and in Hugging Face's cache at {where}. minigrad does not download; "

@@ -25,6 +25,7 @@ import numpy as np
 from minigrad import io
 from minigrad.tensor import Tensor
 from minigrad.transformers import hub
+from minigrad.transformers.bert import ModelOutput
 
 SPECIAL = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
@@ -142,15 +143,9 @@ def _truncate(a: list, b: list | None, room: int) -> tuple[list, list | None]:
     return a[:keep_short], b[:keep_long]
 
 
-class BatchEncoding(dict):
+class BatchEncoding(ModelOutput):
     """The tokenizer's output: ``input_ids``, ``token_type_ids``, ``attention_mask``; entries
     are also attributes."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
 
 def _from_tokenizer_json(path: Path) -> tuple[dict[str, int], dict[str, Any]]:
@@ -202,7 +197,10 @@ class BertTokenizer:
         **_ignored: Any,
     ) -> None:
         # a path to vocab.txt, or the token -> id map itself (read from tokenizer.json)
-        self.vocab = dict(vocab_file) if isinstance(vocab_file, dict) else read_vocab(Path(vocab_file))
+        if isinstance(vocab_file, dict):
+            self.vocab = dict(vocab_file)
+        else:
+            self.vocab = read_vocab(Path(vocab_file))
         self.ids_to_tokens = {i: t for t, i in self.vocab.items()}
         self.do_lower_case, self.strip_accents = do_lower_case, strip_accents
         self.tokenize_chinese_chars = tokenize_chinese_chars
@@ -276,8 +274,13 @@ class BertTokenizer:
             types += [1] * (len(b) + 1)
         return ids, types
 
-    def encode(self, text: str, text_pair: str | None = None, add_special_tokens: bool = True,
-               **kwargs: Any) -> list[int]:
+    def encode(
+        self,
+        text: str,
+        text_pair: str | None = None,
+        add_special_tokens: bool = True,
+        **kwargs: Any,
+    ) -> list[int]:
         """The ids of one text (or pair), with [CLS]/[SEP] by default."""
         enc = self(text, text_pair, add_special_tokens=add_special_tokens, **kwargs)
         return enc["input_ids"]
@@ -305,9 +308,7 @@ class BertTokenizer:
         else:
             pairs = [text_pair] if isinstance(text_pair, str) else list(text_pair)
             if len(pairs) != len(texts):
-                raise ValueError(
-                    f"BertTokenizer: {len(texts)} texts but {len(pairs)} text pairs"
-                )
+                raise ValueError(f"BertTokenizer: {len(texts)} texts but {len(pairs)} text pairs")
         if padding not in (False, True, "longest", "max_length", "do_not_pad"):
             raise ValueError(f"BertTokenizer: unknown padding {padding!r}")
         limit = max_length if max_length is not None else self.model_max_length
@@ -363,9 +364,18 @@ class BertTokenizer:
             tokens = [t for t in tokens if t not in self.all_special_tokens]
         text = " ".join(tokens).replace(" ##", "").strip()
         if self.clean_up_tokenization_spaces:
-            for before, after in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","),
-                                  (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"), (" 's", "'s"),
-                                  (" 've", "'ve"), (" 're", "'re")):
+            for before, after in (
+                (" .", "."),
+                (" ?", "?"),
+                (" !", "!"),
+                (" ,", ","),
+                (" ' ", "'"),
+                (" n't", "n't"),
+                (" 'm", "'m"),
+                (" 's", "'s"),
+                (" 've", "'ve"),
+                (" 're", "'re"),
+            ):
                 text = text.replace(before, after)
         return text
 
@@ -387,8 +397,10 @@ class BertTokenizer:
         io._atomic_write(directory / "vocab.txt", lambda f: f.write(vocab.encode("utf-8")))
         config = {"tokenizer_class": "BertTokenizer", **self._settings()}
         special = {name: getattr(self, name) for name in SPECIAL}
-        for name, payload in (("tokenizer_config.json", config),
-                              ("special_tokens_map.json", special)):
+        for name, payload in (
+            ("tokenizer_config.json", config),
+            ("special_tokens_map.json", special),
+        ):
             text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
             io._atomic_write(directory / name, lambda f, t=text: f.write(t.encode()))
         return directory

@@ -104,6 +104,9 @@ class Recipe:
     compute_loss: Callable | None = None
     callbacks: Callable[[Any], list] | None = None
     finish: Callable[..., dict] | None = None
+    # start_from(checkpoint) -> (model, tokenizer, collate, learning rate): train from a
+    # Hugging Face checkpoint instead of from scratch (``minigrad train NAME --from PATH``)
+    start_from: Callable[[str], tuple] | None = None
 
 
 def accuracy(p) -> dict:
@@ -135,16 +138,28 @@ def run(
     short: bool = False,
     verbose: bool = True,
     evaluate_only: bool = False,
+    start_from: str | None = None,
 ) -> dict:
     """Train ``recipe`` (``short``: the seeded few-step version the tests run) and write
     ``report.json`` and the model under ``out``; with ``evaluate_only``, load the model a
-    finished run saved there and evaluate it again, writing nothing."""
+    finished run saved there and evaluate it again, writing nothing. ``start_from``: a
+    Hugging Face checkpoint to fine-tune, for recipes that can (``Recipe.start_from``)."""
     start = time.perf_counter()
     d = recipe.load(data_dir(data), short, seed)
+    if evaluate_only and recipe.start_from and (Path(out) / "model" / "vocab.txt").exists():
+        start_from = str(Path(out) / "model")  # a run that started from a checkpoint
+    if start_from is not None and recipe.start_from is None:
+        raise ValueError(f"{recipe.name} cannot start from a checkpoint (--from)")
     mg.manual_seed(seed)
-    model = recipe.model(d)
-    steps = recipe.steps(d, epochs, short)
-    optimizer, schedule = recipe.optimizer(model, steps)
+    collate = recipe.collate(d) if recipe.collate else None
+    if start_from is None:
+        model = recipe.model(d)
+        steps = recipe.steps(d, epochs, short)
+        optimizer, schedule = recipe.optimizer(model, steps)
+    else:
+        model, d.tokenizer, collate, lr = recipe.start_from(start_from)
+        steps = recipe.steps(d, epochs, short)
+        optimizer, schedule = recipe.optimizer(model, steps, lr)
     every = max(1, steps // recipe.evaluations)
     settings = dict(
         output_dir=out,
@@ -170,7 +185,7 @@ def run(
         args,
         d.train,
         d.evaluation,
-        data_collator=recipe.collate(d) if recipe.collate else None,
+        data_collator=collate,
         compute_metrics=recipe.compute_metrics(d) if recipe.compute_metrics else accuracy,
         compute_loss_func=recipe.compute_loss,
         optimizers=(optimizer, schedule or lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)),
@@ -193,7 +208,9 @@ def run(
     }
     if evaluate_only:
         return {**report, "evaluated_again": True}
-    _write(out, report, model, d.tokenizer)
+    _write(out, report, model, d.tokenizer if start_from is None else None)
+    if start_from is not None:  # the checkpoint's tokenizer files go beside the model
+        d.tokenizer.save_pretrained(Path(out) / "model")
     return report
 
 

@@ -25,9 +25,17 @@ def sst2(root, short, seed):
     return Data(train, Subset(dev, range(200)) if short else dev, test, tokenizer=tokenizer)
 
 
-def adamw_warm_up(model, steps):
-    opt = mg.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.01)
+def adamw_warm_up(model, steps, lr=5e-4):
+    """AdamW (weight decay 0.01) with a linear warm-up over a tenth of the run, then linear
+    decay; 5e-4 from scratch, the checkpoint's rate (2e-5) when fine-tuning one."""
+    opt = mg.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     return opt, lr_scheduler.get_linear_schedule_with_warmup(opt, max(1, steps // 10), steps)
+
+
+def from_checkpoint(name_or_path: str):
+    from models.sst2_from import checkpoint_model
+
+    return checkpoint_model(name_or_path)
 
 
 RECIPES = [
@@ -76,5 +84,6 @@ RECIPES = [
         best=True,
         training={"max_grad_norm": 1.0},
         collate=lambda d: padded_batches(d.tokenizer, minimum=1, maximum=64),
+        start_from=from_checkpoint,
     ),
 ]

@@ -39,9 +39,15 @@ def _ids_and_mask(vocab, t, types=False):
 
 
 def _hf_bert(cls=mgt.BertForSequenceClassification):
-    config = mgt.BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2,
-                            num_attention_heads=4, intermediate_size=64,
-                            max_position_embeddings=24, num_labels=3)
+    config = mgt.BertConfig(
+        vocab_size=60,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=24,
+        num_labels=3,
+    )
     return cls(config)
 
 
@@ -60,10 +66,15 @@ CASES = {
         _ids_and_mask(200, 16),
         "input_ids",
     ),
-    "transformers.BertForSequenceClassification": (_hf_bert, _ids_and_mask(60, 16, True),
-                                                   "input_ids"),
+    "transformers.BertForSequenceClassification": (
+        _hf_bert,
+        _ids_and_mask(60, 16, True),
+        "input_ids",
+    ),
     "transformers.BertForTokenClassification": (
-        lambda: _hf_bert(mgt.BertForTokenClassification), _ids_and_mask(60, 16, True), "input_ids"
+        lambda: _hf_bert(mgt.BertForTokenClassification),
+        _ids_and_mask(60, 16, True),
+        "input_ids",
     ),
 }
 

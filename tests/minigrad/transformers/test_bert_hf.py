@@ -16,7 +16,8 @@ transformers = pytest.importorskip(
 import minigrad as mg  # noqa: E402
 from minigrad import transformers as mgt  # noqa: E402
 
-# float32 logits of a 2-layer, width-32 BERT, computed in a different order (BLAS, softmax)
+# float32 logits (of order 1) of a 2-layer, width-32 BERT, computed in a different order
+# (BLAS, softmax); measured differences are about 5e-7
 TOL = 1e-5
 
 WORDS = (
@@ -35,6 +36,7 @@ SENTENCES = [
 ]
 
 SEEDS_CONFIG = dict(
+    initializer_range=0.2,  # 10x BERT's, so the logits are of order 1 and TOL is 1e-5 of them
     vocab_size=len(WORDS),
     hidden_size=32,
     num_hidden_layers=2,
@@ -131,6 +133,7 @@ def test_auto_classes_load_by_name_and_give_the_same_logits(use_cache):
     logits = model(**enc).logits.detach().numpy()
     expected = _hf_logits(hf_model, hf_tok(SENTENCES, padding=True, return_tensors="np"))
     assert logits.shape == (len(SENTENCES), 3)
+    assert np.abs(expected).max() > 0.3  # large enough for TOL to mean something
     np.testing.assert_allclose(logits, expected, atol=TOL, rtol=0)
     # padding does not change a sentence's logits
     alone = model(**tok([SENTENCES[0]], return_tensors="np")).logits.detach().numpy()
@@ -144,11 +147,20 @@ def test_bert_model_and_token_classifier_load_the_same_weights(use_cache):
     with torch.no_grad():
         hf = hf_model.bert(**{k: torch.tensor(v) for k, v in enc.items()})
     out = base(**enc)
-    np.testing.assert_allclose(out.last_hidden_state.detach().numpy(), hf.last_hidden_state.numpy(), atol=TOL)
-    np.testing.assert_allclose(out.pooler_output.detach().numpy(), hf.pooler_output.numpy(), atol=TOL)
-    with pytest.raises(ValueError, match=r"'classifier.bias' has shape \(3,\).*expects \(5,\); pass ignore_mismatched_sizes"):
+    np.testing.assert_allclose(
+        out.last_hidden_state.detach().numpy(), hf.last_hidden_state.numpy(), atol=TOL
+    )
+    np.testing.assert_allclose(
+        out.pooler_output.detach().numpy(), hf.pooler_output.numpy(), atol=TOL
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"'classifier.bias' has shape \(3,\).*expects \(5,\); pass ignore_mismatched_sizes",
+    ):
         mgt.BertForTokenClassification.from_pretrained("tiny-org/tiny-bert", num_labels=5)
-    with pytest.warns(UserWarning, match="has no classifier.weight, classifier.bias of the right shape"):
+    with pytest.warns(
+        UserWarning, match="has no classifier.weight, classifier.bias of the right shape"
+    ):
         tagger = mgt.BertForTokenClassification.from_pretrained(
             "tiny-org/tiny-bert", num_labels=5, ignore_mismatched_sizes=True
         )
@@ -163,7 +175,9 @@ def test_old_checkpoints_gamma_beta_names_and_prefixless_keys(tmp_path, use_cach
     hf_model.bert.save_pretrained(folder)
     state = mg.load(folder / "model.safetensors")
     renamed = {
-        k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+        k.replace("LayerNorm.weight", "LayerNorm.gamma").replace(
+            "LayerNorm.bias", "LayerNorm.beta"
+        ): v
         for k, v in state.items()
     }
     assert any(k.endswith("gamma") for k in renamed)
@@ -199,9 +213,9 @@ def test_minigrad_save_pretrained_loads_in_transformers(tmp_path, use_cache):
 def test_the_seed_program_with_only_its_imports_changed(use_cache, tmp_path, monkeypatch):
     """The seed's Hugging Face program, on the tiny cached BERT instead of bert-base-uncased."""
     monkeypatch.chdir(tmp_path)
-    texts = ["a great movie", "an awful film", "i love this film", "i hate this plot"] * 4
-    labels = [1, 0, 1, 0] * 4
-    # -- the seed's program; its import line was "from transformers import ..." -------------
+    texts = ["a great movie", "an awful film", "i love this film", "i hate this plot"] * 12
+    labels = [1, 0, 1, 0] * 12
+    # -- the seed's program; its import lines were "from transformers import ..." -----------
     from minigrad.transformers import (
         BertForSequenceClassification,
         BertTokenizer,
@@ -209,34 +223,39 @@ def test_the_seed_program_with_only_its_imports_changed(use_cache, tmp_path, mon
         TrainingArguments,
     )
 
-    tokenizer = BertTokenizer.from_pretrained("tiny-bert-uncased")
+    tokenizer = BertTokenizer.from_pretrained("tiny-bert-uncased")  # was 'bert-base-uncased'
     with pytest.warns(UserWarning, match="has no classifier.weight, classifier.bias; these start"):
         model = BertForSequenceClassification.from_pretrained("tiny-bert-uncased")
     # ----------------------------------------------------------------------------------------
     enc = tokenizer(texts, padding=True, return_tensors="np")
     dataset = [
-        {"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
-         "token_type_ids": enc["token_type_ids"][i], "labels": labels[i]}
+        {
+            "input_ids": enc["input_ids"][i],
+            "attention_mask": enc["attention_mask"][i],
+            "token_type_ids": enc["token_type_ids"][i],
+            "labels": labels[i],
+        }
         for i in range(len(texts))
     ]
-    train_dataset, test_dataset = dataset[:12], dataset[12:]
-    # -- the seed's program, continued (step counts scaled down to 12 sentences) ------------
+    train_dataset, test_dataset = dataset[:32], dataset[32:]
+    # -- the seed's program, continued unchanged ---------------------------------------------
     training_args = TrainingArguments(
         output_dir="./results",
         num_train_epochs=3,
-        per_device_train_batch_size=4,
+        per_device_train_batch_size=16,
         per_device_eval_batch_size=64,
-        warmup_steps=2,
+        warmup_steps=500,
         weight_decay=0.01,
         logging_dir="./logs",
     )
     trainer = Trainer(
         model=model, args=training_args, train_dataset=train_dataset, eval_dataset=test_dataset
     )
-    result = trainer.train()
+    trainer.train()
     # ----------------------------------------------------------------------------------------
-    assert result.global_step == 9  # 3 epochs of 3 batches of 4
+    assert trainer.global_step == 6  # 3 epochs of 2 batches of 16
     assert np.isfinite(trainer.evaluate()["eval_loss"])
+    assert (tmp_path / "logs").is_dir()
 
 
 def test_missing_files_and_pickles_are_refused_clearly(tmp_path, monkeypatch, use_cache):
@@ -252,7 +271,9 @@ def test_missing_files_and_pickles_are_refused_clearly(tmp_path, monkeypatch, us
     folder.mkdir()
     mgt.BertConfig(**SEEDS_CONFIG).save_pretrained(folder)
     (folder / "pytorch_model.bin").write_bytes(b"\x80\x04not really a pickle")
-    with pytest.raises(ValueError, match="pytorch_model.bin but no model.safetensors.*never loads pickle"):
+    with pytest.raises(
+        ValueError, match="pytorch_model.bin but no model.safetensors.*never loads pickle"
+    ):
         mgt.BertModel.from_pretrained(folder)
     (folder / "config.json").write_text('{"model_type": "gpt2"}')
     with pytest.raises(ValueError, match="is a 'gpt2' model; minigrad.transformers has BERT only"):
