@@ -2,6 +2,7 @@
 
     minigrad recipes                         list the recipes: data, reference, result, time
     minigrad train RECIPE [--data DIR] [--epochs N] [--out DIR] [--seed S] [--quiet]
+    minigrad train RECIPE --seeds 0,1,2,3,4  one run per seed; each figure, mean and std
     minigrad evaluate OUT [--data DIR]       evaluate a finished run's saved model again
     minigrad generate OUT [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K]
     minigrad bench [NAME ...]                the benchmarks (overhead, kernels, layers, ...)
@@ -49,6 +50,8 @@ def cmd_train(args) -> int:
     if args.epochs is not None and args.epochs <= 0:
         return _fail(f"--epochs must be positive, got {args.epochs}")
     out = args.out or f"runs/{args.recipe}"
+    if args.seeds is not None:
+        return _train_seeds(args, out)
     try:
         report = run_recipe(
             args.recipe,
@@ -60,14 +63,47 @@ def cmd_train(args) -> int:
         )
     except MissingData as e:
         return _fail(str(e))
-    print(
-        f"\n{args.recipe}: "
-        + ", ".join(
-            f"{k} {v:.4g}" for k, v in report.items() if isinstance(v, float) and k != "seconds"
+    from models.runs import figures_of, written_files
+
+    figures = ", ".join(f"{k} {v:.4g}" for k, v in figures_of(report).items())
+    print(f"\n{args.recipe}: {figures}  ({report['seconds']:.0f} s)")
+    print(f"reference: {report['reference']}")
+    print("\n".join(written_files(out)))
+    return 0
+
+
+def _train_seeds(args, out: str) -> int:
+    """``train NAME --seeds 0,1,2``: one run per seed under OUT/seed-S, then each figure by
+    seed with its mean and standard deviation, in OUT/report.json."""
+    from models.recipes import MissingData, run_recipe
+    from models.runs import _run_seeds, describe_summary, parse_seeds, summarize, write_json
+    from models.runs import written_files
+
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as e:
+        return _fail(str(e))
+
+    def run_one(seed: int) -> dict:
+        return run_recipe(
+            args.recipe,
+            out=str(Path(out) / f"seed-{seed}"),
+            seed=seed,
+            epochs=args.epochs,
+            data=args.data,
+            verbose=not args.quiet,
         )
-        + f"  (reference: {report['reference']}; {report['seconds']:.0f} s)"
-    )
-    print(f"written to {out}: report.json, model/, checkpoints, logs/log.jsonl, curves.png")
+
+    try:
+        reports = _run_seeds(seeds, run_one)
+    except MissingData as e:
+        return _fail(str(e))
+    summary = summarize(seeds, reports)
+    write_json(Path(out) / "report.json", summary)
+    print(f"\n{args.recipe} over seeds {', '.join(map(str, seeds))}:")
+    print("\n".join(describe_summary(summary)))
+    print(f"reference: {summary['reference']}")
+    print("\n".join(written_files(out)))
     return 0
 
 
@@ -79,6 +115,11 @@ def cmd_evaluate(args) -> int:
         stored = json.loads((out / "report.json").read_text())
     except FileNotFoundError:
         return _fail(f"{out}/report.json not found; train first: minigrad train RECIPE --out {out}")
+    if "seeds" in stored:
+        return _fail(
+            f"{out} holds one run per seed; evaluate one of them: minigrad evaluate "
+            f"{out / ('seed-' + str(stored['seeds'][0]))}"
+        )
     try:
         fresh = evaluate_recipe(stored["recipe"], str(out), args.data)
     except MissingData as e:
@@ -140,6 +181,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, help="override the recipe's length")
     t.add_argument("--out", help="output folder (default runs/RECIPE)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seeds", help="train once per seed (e.g. 0,1,2,3,4 or 0-4); report mean, std")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser("evaluate", help="evaluate a finished run's model again")
