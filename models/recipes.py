@@ -24,6 +24,7 @@ import minigrad as mg
 from minigrad.data import DataLoader, Subset, TensorDataset
 from minigrad.optim import lr_scheduler
 from minigrad.train import Callback, Trainer, TrainingArguments, metrics
+from models.ner import dictionary_baseline, entity_f1
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,6 +70,7 @@ EXPECTED = {
     "sst2-kimcnn": "81.9 % test accuracy (70 s): short of the 82 % bar",
     "sst2-bert": "69.7 % test accuracy (69 s)",
     "wnut17-bilstm": "entity F1 5.5 % against the baseline's 3.0 % (56 s)",
+    "wnut17-bilstm-crf": "not measured yet",
 }
 
 
@@ -730,55 +732,6 @@ def sst2_bert(
 # -- WNUT-17: BiLSTM tagger ------------------------------------------------------------------
 
 
-def entity_spans(tags: list[str]) -> set[tuple[int, int, str]]:
-    """(start, end, type) of every B-/I- run in a BIO tag sequence (an I- without a B- starts
-    an entity, as conlleval does)."""
-    spans, start, kind = set(), None, None
-    for i, tag in enumerate(list(tags) + ["O"]):
-        if start is not None and not (tag.startswith("I-") and tag[2:] == kind):
-            spans.add((start, i, kind))
-            start = None
-        if tag.startswith("B-") or (tag.startswith("I-") and start is None):
-            start, kind = i, tag[2:]
-    return spans
-
-
-def entity_f1(gold: list[list[str]], predicted: list[list[str]]) -> float:
-    """Entity-level F1 with exact span and type match."""
-    tp = n_pred = n_gold = 0
-    for g, p in zip(gold, predicted):
-        gs, ps = entity_spans(g), entity_spans(p)
-        tp += len(gs & ps)
-        n_pred += len(ps)
-        n_gold += len(gs)
-    precision = tp / n_pred if n_pred else 0.0
-    recall = tp / n_gold if n_gold else 0.0
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-
-
-def dictionary_baseline(train, sentences) -> list[list[str]]:
-    """Tag every occurrence of an entity string seen in training (longest match first)."""
-    known: dict[tuple[str, ...], str] = {}
-    for tokens, tags in train:
-        for s, e, kind in entity_spans(tags):
-            known[tuple(t.lower() for t in tokens[s:e])] = kind
-    longest = max((len(k) for k in known), default=0)
-    out = []
-    for tokens in sentences:
-        low, tags, i = [t.lower() for t in tokens], ["O"] * len(tokens), 0
-        while i < len(tokens):
-            for n in range(min(longest, len(tokens) - i), 0, -1):
-                kind = known.get(tuple(low[i : i + n]))
-                if kind:
-                    tags[i : i + n] = [f"B-{kind}"] + [f"I-{kind}"] * (n - 1)
-                    i += n
-                    break
-            else:
-                i += 1
-        out.append(tags)
-    return out
-
-
 @recipe(
     "wnut17-bilstm",
     "a BiLSTM tagger for WNUT-17 emerging entities, against a dictionary baseline",
@@ -857,6 +810,107 @@ def wnut17_bilstm(
         "wnut17-bilstm",
         {"test_entity_f1": result["eval_f1"], "dictionary_baseline_f1": baseline},
         RECIPES["wnut17-bilstm"].reference,
+        start,
+        model,
+    )
+
+
+def wnut17_data(root: Path):
+    from minigrad.data.datasets import CoNLL
+
+    folder = root / "wnut17"
+    train = CoNLL(_need(folder / "wnut17train.conll", "WNUT-17 train"))
+    dev = CoNLL(_need(folder / "emerging.dev.conll", "WNUT-17 dev"), train.tag_names)
+    test = CoNLL(_need(folder / "emerging.test.annotated", "WNUT-17 test"), train.tag_names)
+    return train, dev, test
+
+
+@recipe(
+    "wnut17-bilstm-crf",
+    "a BiLSTM-CRF tagger over words, characters (CNN) and word shapes for WNUT-17, trained "
+    "from scratch (no pretrained vectors)",
+    "wnut17/*.conll",
+    "about 40 % entity F1 for shared-task systems with pretrained embeddings and character "
+    "features (Lin et al. 2017, BiLSTM-CRF; Derczynski et al. 2017, Table 3)",
+    EXPECTED["wnut17-bilstm-crf"],
+    8.0,
+)
+def wnut17_bilstm_crf(
+    out: str,
+    seed: int = 0,
+    epochs: int | None = None,
+    data: str | None = None,
+    short: bool = False,
+    verbose: bool = True,
+) -> dict:
+    from models.ner import TaggerInputs, wnut_scores
+    from models.text import BiLSTMCRFTagger
+
+    start = time.perf_counter()
+    train, dev, test = wnut17_data(data_dir(data))
+    # words seen once are left out of the vocabulary, so that training meets unknown words
+    # (id 1) too and learns to read their characters and shapes
+    inputs = TaggerInputs([t for t, _ in train.sentences], train.tag_names, min_count=2)
+    held_out = Subset(dev, range(100)) if short else dev
+    held_out_sentences = [held_out[i] for i in range(len(held_out))]
+    mg.manual_seed(seed)
+    model = BiLSTMCRFTagger(
+        vocab_size=inputs.vocab_size, num_chars=inputs.num_chars, tag_names=train.tag_names
+    )
+
+    def tag_all(sentences) -> list[list[str]]:
+        was_training = model.training
+        model.eval()
+        batch = inputs.collate(sentences)
+        tags = model.decode(batch["input_ids"], batch["char_ids"], batch["shapes"])
+        model.train(was_training)
+        return tags
+
+    def scores_on_dev(p) -> dict:  # the Trainer's evaluation: Viterbi tags, wnuteval's F1s
+        gold_mask = p.label_ids != -100
+        paths = model.crf.decode(mg.tensor(p.predictions), gold_mask)
+        predicted = [[train.tag_names[i] for i in path] for path in paths]
+        tokens, gold = zip(*held_out_sentences)
+        return wnut_scores(tokens, gold, predicted)
+
+    steps = 20 if short else (epochs or 12) * math.ceil(len(train) / 32)
+    opt = mg.optim.Adam(model.parameters(), lr=2e-3)
+    _train(
+        model,
+        train,
+        held_out,
+        out,
+        seed,
+        steps,
+        32,
+        opt,
+        collate=inputs.collate,
+        compute_metrics=scores_on_dev,
+        metric="entity_f1",
+        verbose=verbose,
+        eval_steps=max(1, steps // 10),
+        best=True,  # the model of the best dev entity F1
+        max_grad_norm=5.0,
+        eval_batch=10_000,  # one padded batch per evaluation, so that the rows line up
+    )
+    tokens, gold = zip(*test.sentences)
+    tagger = wnut_scores(tokens, gold, tag_all(test.sentences))
+    dictionary = wnut_scores(tokens, gold, dictionary_baseline(train.sentences, tokens))
+    dev_tokens, dev_gold = zip(*held_out_sentences)
+    dev_scores = wnut_scores(dev_tokens, dev_gold, tag_all(held_out_sentences))
+    return _report(
+        out,
+        "wnut17-bilstm-crf",
+        {
+            "test_entity_f1": tagger["entity_f1"],
+            "test_surface_f1": tagger["surface_f1"],
+            "test_entity_precision": tagger["entity_precision"],
+            "test_entity_recall": tagger["entity_recall"],
+            "dev_entity_f1": dev_scores["entity_f1"],
+            "dictionary_entity_f1": dictionary["entity_f1"],
+            "dictionary_surface_f1": dictionary["surface_f1"],
+        },
+        RECIPES["wnut17-bilstm-crf"].reference,
         start,
         model,
     )
