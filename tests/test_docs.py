@@ -1,4 +1,4 @@
-"""The documentation's code runs: every ```python block of README.md and docs/backprop.md is
+"""The documentation's code runs: every ```python block of README.md and the pages of DOCS is
 executed in order (blocks of one file share a namespace), so the docs stay true."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ["README.md", "docs/backprop.md"]
+DOCS = ["README.md", "docs/backprop.md", "docs/sequence-tagging.md"]
 
 
 @pytest.mark.parametrize("name", DOCS)
