@@ -76,8 +76,14 @@ def _train_seeds(args, out: str) -> int:
     """``train NAME --seeds 0,1,2``: one run per seed under OUT/seed-S, then each figure by
     seed with its mean and standard deviation, in OUT/report.json."""
     from models.recipes import MissingData, run_recipe
-    from models.runs import _run_seeds, describe_summary, parse_seeds, summarize, write_json
-    from models.runs import written_files
+    from models.runs import (
+        _run_seeds,
+        describe_summary,
+        parse_seeds,
+        summarize,
+        write_json,
+        written_files,
+    )
 
     try:
         seeds = parse_seeds(args.seeds)

@@ -208,7 +208,8 @@ def _report(
     "digits-cnn",
     "a small CNN on scikit-learn's 8x8 digits (the README's main job)",
     "bundled with scikit-learn",
-    "about 97 % test accuracy for an SVM (scikit-learn's example 'Recognizing hand-written digits')",
+    "about 97 % test accuracy for an SVM (scikit-learn's example "
+    "'Recognizing hand-written digits')",
     EXPECTED["digits-cnn"],
     0.3,
 )
@@ -336,7 +337,8 @@ def load_mnist_5k(root: Path) -> TensorDataset:
     "lenet5-mnist",
     "LeNet-5 on 5,000 MNIST training images, tested on the official 10,000",
     "mnist/mnist_5k.csv.gz, mnist/t10k-*",
-    "0.95 % test error for LeNet-5 trained on all 60,000 images (LeCun et al. 1998, Fig. 9); here 5,000 only",
+    "0.95 % test error for LeNet-5 trained on all 60,000 images (LeCun et al. 1998, "
+    "Fig. 9); here 5,000 only",
     EXPECTED["lenet5-mnist"],
     1.5,
 )

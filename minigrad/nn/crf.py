@@ -177,9 +177,11 @@ class CRF(Module):
         if start.all() and transitions.all() and end.all():
             return
         y = np.asarray(tags.data if isinstance(tags, Tensor) else tags)
-        m = np.ones(shape[:2], bool) if mask is None else np.asarray(
-            mask.data if isinstance(mask, Tensor) else mask
-        ).astype(bool)
+        m = (
+            np.ones(shape[:2], bool)
+            if mask is None
+            else np.asarray(mask.data if isinstance(mask, Tensor) else mask).astype(bool)
+        )
         if y.shape != m.shape:
             return  # score() names the shape problem
         y = np.where(m, y, 0).clip(0, self.num_tags - 1)

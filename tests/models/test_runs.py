@@ -18,8 +18,12 @@ pytest.importorskip("sklearn", reason="digits-cnn reads scikit-learn's bundled d
 def test_parse_seeds_takes_lists_and_ranges_and_names_mistakes():
     assert parse_seeds("0,1,2,3,4") == [0, 1, 2, 3, 4]
     assert parse_seeds("3-5, 9") == [3, 4, 5, 9]
-    for bad, what in [("0,x", "'x' is not a seed"), ("-1", "'-1' is not a seed"),
-                      ("5-3", "'5-3' is not a seed or a range"), ("1,1", "repeats a seed")]:
+    for bad, what in [
+        ("0,x", "'x' is not a seed"),
+        ("-1", "'-1' is not a seed"),
+        ("5-3", "'5-3' is not a seed or a range"),
+        ("1,1", "repeats a seed"),
+    ]:
         with pytest.raises(ValueError, match=what):
             parse_seeds(bad)
 
@@ -41,8 +45,9 @@ def test_summary_gives_each_figure_by_seed_with_mean_and_sample_std():
 
 def test_train_with_seeds_writes_each_run_and_the_summary(tmp_path, capsys):
     out = tmp_path / "digits"
-    code = main(["train", "digits-cnn", "--epochs", "1", "--seeds", "0,1", "--out", str(out),
-                 "--quiet"])
+    code = main(
+        ["train", "digits-cnn", "--epochs", "1", "--seeds", "0,1", "--out", str(out), "--quiet"]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     each = [json.loads((out / f"seed-{s}" / "report.json").read_text()) for s in (0, 1)]

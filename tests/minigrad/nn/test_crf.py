@@ -57,7 +57,9 @@ def test_log_partition_equals_enumeration_of_every_sequence(seed, b, t, k):
     z = crf.log_partition(mg.tensor(e), mask).detach().numpy()
     for row in range(b):
         n = lengths[row]
-        scores = [_reference_score(crf, e[row], list(y)) for y in itertools.product(range(k), repeat=n)]
+        scores = [
+            _reference_score(crf, e[row], list(y)) for y in itertools.product(range(k), repeat=n)
+        ]
         assert z[row] == pytest.approx(np.logaddexp.reduce(scores), rel=1e-10, abs=1e-10)
 
 
@@ -110,9 +112,7 @@ def test_negative_log_likelihood_gradchecks_in_float64(constrained):
     tags = np.array([[1, 2, 0, 3], [3, 4, 4, -100], [0, -100, -100, -100]])
     mask = tags != -100
     emissions = mg.tensor(e, requires_grad=True)
-    assert gradcheck_module(
-        _Loss(crf, tags, mask), [emissions], mode="full", atol=1e-6, rtol=1e-5
-    )
+    assert gradcheck_module(_Loss(crf, tags, mask), [emissions], mode="full", atol=1e-6, rtol=1e-5)
 
 
 class _Loss(mg.nn.Module):
@@ -180,7 +180,9 @@ def test_errors_name_the_problem():
     e = mg.tensor(np.zeros((2, 3, 3)))
     with pytest.raises(ValueError, match=r"emissions must be \(B, T, 3\), got \(2, 3, 4\)"):
         crf.log_partition(mg.tensor(np.zeros((2, 3, 4))))
-    with pytest.raises(TypeError, match="emissions are float32 but the CRF's parameters are float64"):
+    with pytest.raises(
+        TypeError, match="emissions are float32 but the CRF's parameters are float64"
+    ):
         crf.log_partition(mg.tensor(np.zeros((2, 3, 3), np.float32)))
     with pytest.raises(ValueError, match="mask row 1 starts with padding"):
         crf.log_partition(e, np.array([[1, 1, 1], [0, 1, 1]]))
