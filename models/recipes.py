@@ -734,6 +734,16 @@ def sst2_bert(
 # -- WNUT-17: BiLSTM tagger ------------------------------------------------------------------
 
 
+def wnut17_data(root: Path):
+    from minigrad.data.datasets import CoNLL
+
+    folder = root / "wnut17"
+    train = CoNLL(_need(folder / "wnut17train.conll", "WNUT-17 train"))
+    dev = CoNLL(_need(folder / "emerging.dev.conll", "WNUT-17 dev"), train.tag_names)
+    test = CoNLL(_need(folder / "emerging.test.annotated", "WNUT-17 test"), train.tag_names)
+    return train, dev, test
+
+
 @recipe(
     "wnut17-bilstm",
     "a BiLSTM tagger for WNUT-17 emerging entities, against a dictionary baseline",
@@ -750,15 +760,11 @@ def wnut17_bilstm(
     short: bool = False,
     verbose: bool = True,
 ) -> dict:
-    from minigrad.data.datasets import CoNLL
     from minigrad.data.text import WordTokenizer
     from models.text import BiLSTMTagger
 
     start = time.perf_counter()
-    folder = data_dir(data) / "wnut17"
-    train = CoNLL(_need(folder / "wnut17train.conll", "WNUT-17 train"))
-    dev = CoNLL(_need(folder / "emerging.dev.conll", "WNUT-17 dev"), train.tag_names)
-    test = CoNLL(_need(folder / "emerging.test.annotated", "WNUT-17 test"), train.tag_names)
+    train, dev, test = wnut17_data(data_dir(data))
     tokenizer = WordTokenizer.train([" ".join(t) for t, _ in train.sentences], lower=True)
     tag_id = {t: i for i, t in enumerate(train.tag_names)}
 
@@ -815,16 +821,6 @@ def wnut17_bilstm(
         start,
         model,
     )
-
-
-def wnut17_data(root: Path):
-    from minigrad.data.datasets import CoNLL
-
-    folder = root / "wnut17"
-    train = CoNLL(_need(folder / "wnut17train.conll", "WNUT-17 train"))
-    dev = CoNLL(_need(folder / "emerging.dev.conll", "WNUT-17 dev"), train.tag_names)
-    test = CoNLL(_need(folder / "emerging.test.annotated", "WNUT-17 test"), train.tag_names)
-    return train, dev, test
 
 
 @recipe(
