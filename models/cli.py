@@ -3,6 +3,7 @@
     minigrad recipes                         list the recipes: data, reference, result, time
     minigrad train RECIPE [--data DIR] [--epochs N] [--out DIR] [--seed S] [--quiet]
                           [--from CHECKPOINT]    (sst2-bert: fine-tune a Hugging Face BERT)
+    minigrad train RECIPE --seeds 0,1,2,3,4  one run per seed; each figure, mean and std
     minigrad evaluate OUT [--data DIR]       evaluate a finished run's saved model again
     minigrad generate OUT [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K]
     minigrad bench [NAME ...]                the benchmarks (overhead, kernels, layers, ...)
@@ -57,6 +58,8 @@ def cmd_train(args) -> int:
         if args.recipe != "sst2-bert":
             return _fail(f"--from works with sst2-bert only, not {args.recipe}")
         start = {"start_from": args.start_from}
+    if args.seeds is not None:
+        return _train_seeds(args, out, start)
     try:
         report = run_recipe(
             args.recipe,
@@ -73,14 +76,54 @@ def cmd_train(args) -> int:
         if not start:
             raise
         return _fail(str(e))
-    print(
-        f"\n{args.recipe}: "
-        + ", ".join(
-            f"{k} {v:.4g}" for k, v in report.items() if isinstance(v, float) and k != "seconds"
-        )
-        + f"  (reference: {report['reference']}; {report['seconds']:.0f} s)"
+    from models.runs import figures_of, written_files
+
+    figures = ", ".join(f"{k} {v:.4g}" for k, v in figures_of(report).items())
+    print(f"\n{args.recipe}: {figures}  ({report['seconds']:.0f} s)")
+    print(f"reference: {report['reference']}")
+    print("\n".join(written_files(out)))
+    return 0
+
+
+def _train_seeds(args, out: str, start: dict) -> int:
+    """``train NAME --seeds 0,1,2``: one run per seed under OUT/seed-S, then each figure by
+    seed with its mean and standard deviation, in OUT/report.json."""
+    from models.recipes import MissingData, run_recipe
+    from models.runs import (
+        _run_seeds,
+        describe_summary,
+        parse_seeds,
+        summarize,
+        write_json,
+        written_files,
     )
-    print(f"written to {out}: report.json, model/, checkpoints, logs/log.jsonl, curves.png")
+
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as e:
+        return _fail(str(e))
+
+    def run_one(seed: int) -> dict:
+        return run_recipe(
+            args.recipe,
+            out=str(Path(out) / f"seed-{seed}"),
+            seed=seed,
+            epochs=args.epochs,
+            data=args.data,
+            verbose=not args.quiet,
+            **start,
+        )
+
+    try:
+        reports = _run_seeds(seeds, run_one)
+    except MissingData as e:
+        return _fail(str(e))
+    summary = summarize(seeds, reports)
+    write_json(Path(out) / "report.json", summary)
+    print(f"\n{args.recipe} over seeds {', '.join(map(str, seeds))}:")
+    print("\n".join(describe_summary(summary)))
+    print(f"reference: {summary['reference']}")
+    print("\n".join(written_files(out)))
     return 0
 
 
@@ -94,6 +137,11 @@ def cmd_evaluate(args) -> int:
         return _fail(f"{out}/report.json not found; train first: minigrad train RECIPE --out {out}")
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         return _fail(f"{out}/report.json is not valid JSON ({e}); train again to rewrite it")
+    if isinstance(stored, dict) and "seeds" in stored:
+        return _fail(
+            f"{out} holds one run per seed; evaluate one of them: minigrad evaluate "
+            f"{out / ('seed-' + str(stored['seeds'][0]))}"
+        )
     name = stored.get("recipe") if isinstance(stored, dict) else None
     if name not in RECIPES:
         return _fail(
@@ -181,6 +229,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, help="override the recipe's length")
     t.add_argument("--out", help="output folder (default runs/RECIPE)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seeds", help="train once per seed (e.g. 0,1,2,3,4 or 0-4); report mean, std")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument(
         "--from",

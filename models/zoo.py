@@ -6,6 +6,7 @@ from models.text import (
     BertEncoder,
     BertForSequenceClassification,
     BertForTokenClassification,
+    BiLSTMCRFTagger,
     BiLSTMTagger,
     CharLSTM,
     KimCNN,
@@ -28,6 +29,7 @@ MODELS = {
         BertForSequenceClassification,
         BertForTokenClassification,
         BiLSTMTagger,
+        BiLSTMCRFTagger,
         KimCNN,
     )
 }

@@ -10,6 +10,7 @@
 - attention (attention.py): MultiheadAttention, TransformerEncoderLayer, TransformerEncoder
 - losses (loss.py): MSELoss, L1Loss, SmoothL1Loss, HuberLoss, BCELoss, BCEWithLogitsLoss,
   CrossEntropyLoss, NLLLoss, KLDivLoss
+- structured output (crf.py): CRF, bio_constraints
 - utils.py: functional_call, l2_penalty
 """
 
@@ -19,6 +20,7 @@ from minigrad.nn.attention import (
     TransformerEncoder,
     TransformerEncoderLayer,
 )
+from minigrad.nn.crf import CRF, bio_constraints
 from minigrad.nn.layers import (
     ELU,
     GELU,

@@ -76,9 +76,10 @@ class Recipe:
     short)`` how long to train. ``metric`` names the figure reported on ``data.final``
     ("accuracy", "loss" or a key of ``compute_metrics``), as ``report_as``. The rest are the
     Trainer's settings (``training``: extra TrainingArguments); ``collate(data)`` and
-    ``compute_metrics(data)``, which build those functions once the data is loaded (default:
-    stacking, and accuracy); ``callbacks(model)``; and ``finish(trainer, model, data, seed,
-    out)``, which adds recipe-specific figures (and files, unless ``out`` is None).
+    ``compute_metrics(data, model)``, which build those functions once the data and the
+    model exist (default: stacking, and accuracy); ``callbacks(model)``; and
+    ``finish(trainer, model, data, seed, out)``, which adds recipe-specific figures (and
+    files, unless ``out`` is None).
     """
 
     name: str
@@ -92,7 +93,7 @@ class Recipe:
     steps: Callable[[Data, int | None, bool], int]
     batch: int
     metric: str = "accuracy"
-    report_as: str = "test_accuracy"
+    report_as: str | None = "test_accuracy"  # None: ``finish`` reports every figure
     also_report: dict = field(default_factory=dict)  # more figures: report key -> metric
     evaluations: int = 5  # evaluations (and checkpoints) over the run
     eval_batch: int = 256
@@ -100,7 +101,7 @@ class Recipe:
     shuffle: bool = True
     training: dict = field(default_factory=dict)
     collate: Callable[[Data], Callable] | None = None
-    compute_metrics: Callable[[Data], Callable] | None = None
+    compute_metrics: Callable[[Data, Any], Callable] | None = None
     compute_loss: Callable | None = None
     callbacks: Callable[[Any], list] | None = None
     finish: Callable[..., dict] | None = None
@@ -186,7 +187,7 @@ def run(
         d.train,
         d.evaluation,
         data_collator=collate,
-        compute_metrics=recipe.compute_metrics(d) if recipe.compute_metrics else accuracy,
+        compute_metrics=recipe.compute_metrics(d, model) if recipe.compute_metrics else accuracy,
         compute_loss_func=recipe.compute_loss,
         optimizers=(optimizer, schedule or lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)),
         callbacks=recipe.callbacks(model) if recipe.callbacks else None,
@@ -195,9 +196,11 @@ def run(
         _load_trained(model, out)
     else:
         trainer.train()
-    result = trainer.evaluate(d.final)
-    figures = {recipe.report_as: result[f"eval_{recipe.metric}"]}
-    figures.update({key: result[f"eval_{m}"] for key, m in recipe.also_report.items()})
+    figures = {}
+    if recipe.report_as is not None:
+        result = trainer.evaluate(d.final)
+        figures[recipe.report_as] = result[f"eval_{recipe.metric}"]
+        figures.update({key: result[f"eval_{m}"] for key, m in recipe.also_report.items()})
     if recipe.finish:
         figures.update(recipe.finish(trainer, model, d, seed, None if evaluate_only else out))
     report = {

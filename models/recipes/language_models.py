@@ -89,7 +89,7 @@ def char_lm(name, summary, reference, minutes, model, optimizer):
         metric="loss",
         report_as="val_loss",
         training={"max_grad_norm": 1.0},
-        compute_metrics=lambda d: loss_only,
+        compute_metrics=lambda d, model: loss_only,
         compute_loss=lm_loss,
         finish=write_sample,
     )
@@ -110,7 +110,7 @@ RECIPES = [
         metric="loss",
         report_as="dev_loss",
         evaluations=4,
-        compute_metrics=lambda d: loss_only,
+        compute_metrics=lambda d, model: loss_only,
     ),
     char_lm(
         "shakespeare-gpt",

@@ -1,5 +1,7 @@
-"""Sequence labelling: a BiLSTM tagger for WNUT-17's emerging entities, beside a dictionary
-of the entities seen in training."""
+"""Sequence labelling on WNUT-17's emerging entities: a BiLSTM tagger on word vectors, and a
+BiLSTM-CRF on words, characters and word shapes, each beside a dictionary of the entities
+seen in training; the CRF's figures are the shared task's entity and surface-form F1
+(models/ner.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ import minigrad as mg
 from minigrad.data import Subset
 from minigrad.data.datasets import CoNLL
 from minigrad.data.text import WordTokenizer
-from minigrad.train.metrics import entity_f1, entity_spans
+from minigrad.train.metrics import entity_f1
+from models.ner import TaggerInputs, dictionary_baseline, wnut_scores
 from models.recipes.base import Data, Recipe, Reference, need
-from models.text import BiLSTMTagger
+from models.text import BiLSTMCRFTagger, BiLSTMTagger
 
 
 def wnut17(root, short, seed):
@@ -57,27 +60,57 @@ def entity_f1_of(tag_names):
     return f1
 
 
-def dictionary_baseline(train, sentences) -> list[list[str]]:
-    """Tag every occurrence of an entity string seen in training (longest match first)."""
-    known: dict[tuple[str, ...], str] = {}
-    for tokens, tags in train:
-        for s, e, kind in entity_spans(tags):
-            known[tuple(t.lower() for t in tokens[s:e])] = kind
-    longest = max((len(k) for k in known), default=0)
-    out = []
-    for tokens in sentences:
-        low, tags, i = [t.lower() for t in tokens], ["O"] * len(tokens), 0
-        while i < len(tokens):
-            for n in range(min(longest, len(tokens) - i), 0, -1):
-                kind = known.get(tuple(low[i : i + n]))
-                if kind:
-                    tags[i : i + n] = [f"B-{kind}"] + [f"I-{kind}"] * (n - 1)
-                    i += n
-                    break
-            else:
-                i += 1
-        out.append(tags)
-    return out
+def wnut17_for_the_crf(root, short, seed):
+    """WNUT-17 with the tagger's inputs: words seen once are left out of the vocabulary, so
+    that training meets unknown words (id 1) too and learns to read their characters and
+    shapes."""
+    d = wnut17(root, short, seed)
+    inputs = TaggerInputs([t for t, _ in d.train.sentences], d.train.tag_names, min_count=2)
+    held_out = [d.evaluation[i] for i in range(len(d.evaluation))]
+    d.extra = {"inputs": inputs, "held_out": held_out}
+    return d
+
+
+def scores_on(sentences, tag_names, model):
+    """The Trainer's evaluation: the Viterbi tags of the evaluated emissions, scored with the
+    shared task's metrics (entity F1 chooses the best model)."""
+
+    def scores(p) -> dict:
+        paths = model.crf.decode(mg.tensor(p.predictions), p.label_ids != -100)
+        tokens, gold = zip(*sentences)
+        return wnut_scores(tokens, gold, [[tag_names[i] for i in path] for path in paths])
+
+    return scores
+
+
+def tag_all(model, inputs, sentences) -> list[list[str]]:
+    """The Viterbi tags of ``sentences`` (in eval mode, restored afterwards)."""
+    was_training = model.training
+    model.eval()
+    batch = inputs.collate(sentences)
+    tags = model.decode(batch["input_ids"], batch["char_ids"], batch["shapes"])
+    model.train(was_training)
+    return tags
+
+
+def shared_task_figures(trainer, model, d, seed, out) -> dict:
+    """The test set's entity and surface-form scores, the dev set's entity F1, and the
+    dictionary baseline's two F1s."""
+    inputs = d.extra["inputs"]
+    tokens, gold = zip(*d.final.sentences)
+    tagger = wnut_scores(tokens, gold, tag_all(model, inputs, d.final.sentences))
+    dictionary = wnut_scores(tokens, gold, dictionary_baseline(d.train.sentences, tokens))
+    dev_tokens, dev_gold = zip(*d.extra["held_out"])
+    dev = wnut_scores(dev_tokens, dev_gold, tag_all(model, inputs, d.extra["held_out"]))
+    return {
+        "test_entity_f1": tagger["entity_f1"],
+        "test_surface_f1": tagger["surface_f1"],
+        "test_entity_precision": tagger["entity_precision"],
+        "test_entity_recall": tagger["entity_recall"],
+        "dev_entity_f1": dev["entity_f1"],
+        "dictionary_entity_f1": dictionary["entity_f1"],
+        "dictionary_surface_f1": dictionary["surface_f1"],
+    }
 
 
 def baseline_figure(trainer, model, d, seed, out) -> dict:
@@ -110,7 +143,39 @@ RECIPES = [
         best=True,
         eval_batch=10_000,  # one padded batch per evaluation, so that the rows line up
         collate=tagged_batches,
-        compute_metrics=lambda d: entity_f1_of(d.train.tag_names),
+        compute_metrics=lambda d, model: entity_f1_of(d.train.tag_names),
         finish=baseline_figure,
+    ),
+    Recipe(
+        name="wnut17-bilstm-crf",
+        summary="a BiLSTM-CRF tagger over words, characters (CNN) and word shapes for WNUT-17, "
+        "trained from scratch (no pretrained vectors)",
+        data="wnut17/*.conll",
+        reference=Reference(
+            "about 40 % entity F1 for shared-task systems with pretrained embeddings and "
+            "character features",
+            "Lin et al. 2017, BiLSTM-CRF; Derczynski et al. 2017, Table 3",
+        ),
+        minutes=8.0,
+        load=wnut17_for_the_crf,
+        model=lambda d: BiLSTMCRFTagger(
+            vocab_size=d.extra["inputs"].vocab_size,
+            num_chars=d.extra["inputs"].num_chars,
+            tag_names=d.train.tag_names,
+        ),
+        optimizer=lambda model, steps: (mg.optim.Adam(model.parameters(), lr=2e-3), None),
+        steps=lambda d, epochs, short: (
+            20 if short else (epochs or 12) * math.ceil(len(d.train) / 32)
+        ),
+        batch=32,
+        metric="entity_f1",
+        report_as=None,  # shared_task_figures reports them all
+        evaluations=10,
+        best=True,  # the model of the best dev entity F1
+        eval_batch=10_000,  # one padded batch per evaluation, so that the rows line up
+        training={"max_grad_norm": 5.0},
+        collate=lambda d: d.extra["inputs"].collate,
+        compute_metrics=lambda d, model: scores_on(d.extra["held_out"], d.train.tag_names, model),
+        finish=shared_task_figures,
     ),
 ]
