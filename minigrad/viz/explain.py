@@ -215,7 +215,8 @@ def format_step(step: Step, steps: list[Step]) -> str:
     elif step.is_sum():
         parts = " + ".join(f"{summary(c)} from [{k}]" for k, c in step.contributions)
         lines.append(f"    g in  {parts}")
-        lines.append(f"        = {summary(step.grad_in)}   (two paths meet: gradients add)")
+        meet = f"({len(step.contributions)} paths meet: gradients add)"
+        lines.append(f"        = {summary(step.grad_in)}   {meet}")
     else:
         k, _ = step.contributions[0]
         lines.append(f"    g in  {summary(step.grad_in)}   from [{k}]")
