@@ -19,8 +19,8 @@ pre{font-size:12px;white-space:pre-wrap}
 .node text{font-size:11px;pointer-events:none}
 .node{cursor:pointer}
 .box rect{fill:#f4f0ff;stroke:#86c;stroke-dasharray:4 3}
-line{stroke:#999;marker-end:url(#arrow)}
-line.hot{stroke:#c80;stroke-width:2}
+path.edge{stroke:#999;fill:none;marker-end:url(#arrow)}
+path.edge.hot{stroke:#c80;stroke-width:2}
 button{font-size:14px;margin-right:4px}
 </style></head><body>
 <div id="left"><svg id="svg" xmlns="http://www.w3.org/2000/svg"></svg></div>
@@ -76,8 +76,12 @@ function draw() {
   for (const e of DATA.edges) {
     const a = pos[e.from], b = pos[e.to];
     if (a === b) continue;
-    el("line", {x1: a.x + W / 2, y1: a.y + H, x2: b.x + W / 2, y2: b.y,
-                class: e.from === current ? "hot" : ""});
+    const x1 = a.x + W / 2, y1 = a.y + H, x2 = b.x + W / 2, y2 = b.y;
+    // an edge that skips layers bends to the right, around the nodes between
+    const bend = b.y - a.y > GY + 1 ? Math.max(x1, x2) + W / 2 + 20 * (b.y - a.y) / GY : null;
+    const d = bend === null ? `M${x1},${y1} L${x2},${y2}` :
+        `M${x1 + W / 4},${y1} C${bend},${y1 + GY / 2} ${bend},${y2 - GY / 2} ${x2 + W / 4},${y2}`;
+    el("path", {d: d, class: "edge" + (e.from === current ? " hot" : "")});
   }
   const drawn = new Set();
   for (const n of DATA.nodes) {
@@ -103,7 +107,7 @@ function draw() {
     el("text", {x: p.x + 6, y: p.y + 16}, gr).textContent = "[" + n.id + "] " + n.label + sh;
     if (n.module) el("text", {x: p.x + 6, y: p.y + 29}, gr).textContent = n.module;
     if (n.id <= current)
-      el("text", {x: p.x + 6, y: p.y + 42}, gr).textContent = "g " + n.grad.slice(0, 24);
+      el("text", {x: p.x + 6, y: p.y + 42}, gr).textContent = "g " + n.grad.slice(0, 26);
     gr.addEventListener("click", () => select(n.id));
   }
   svg.setAttribute("width", maxX + 20); svg.setAttribute("height", maxY + 20);
