@@ -137,16 +137,18 @@ def trace(loss: Tensor, names: Any = None, gradient: Any = None, retain_graph: b
     """Run ``loss.backward()`` and return the list of ``Step`` records (no printing)."""
     if not isinstance(loss, Tensor):
         raise TypeError(f"explain: expected a Tensor, got {type(loss).__name__}")
-    named = leaf_names(names)
-    steps: list[Step] = []
-    index_of: dict = {}
-    arrived: dict = {}  # node -> [(from step, gradient)]
     root = loss._edge()
     if root is None:
         raise RuntimeError(
             "explain: this tensor does not require grad, so there is no backward graph; "
             "call requires_grad_() on a leaf it depends on"
         )
+    if names is None:  # parameters by name, when the graph was built by a module
+        names = next((n.scope[0] for n in autograd._topological_order([root]) if n.scope), None)
+    named = leaf_names(names)
+    steps: list[Step] = []
+    index_of: dict = {}
+    arrived: dict = {}  # node -> [(from step, gradient)]
     leaf_count = [0]
 
     def observe(node: Function, g: Any, in_grads: tuple) -> None:

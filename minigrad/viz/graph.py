@@ -157,8 +157,12 @@ def to_html(tensor: Tensor, path: str, names: Any = None, title: str = "backward
     graph (laid out in layers, modules as boxes that can be collapsed) and buttons that
     step through the backward pass node by node, showing each node's explain entry.
     No network is used: the script and style are inline. Returns ``path``."""
-    steps = trace(tensor, names)
-    data = page_data(steps, names)
+    return write_page(trace(tensor, names), path, names, title)
+
+
+def write_page(steps: list, path: str, names: Any = None, title: str = "backward pass") -> str:
+    """Write the page of already traced ``steps`` to ``path`` (atomically)."""
+    data = page_data(steps, names if names is not None else _root_module(steps))
     page = _TEMPLATE.replace("__TITLE__", html.escape(title)).replace(
         "__DATA__", json.dumps(data).replace("</", "<\\/")
     )
@@ -175,3 +179,10 @@ def to_html(tensor: Tensor, path: str, names: Any = None, title: str = "backward
         raise
     return path
 
+
+def _root_module(steps: list) -> Any:
+    """The outermost module that ran while sites were recorded, to name modules by."""
+    for step in steps:
+        if step.node is not None and step.node.scope:
+            return step.node.scope[0]
+    return None
