@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ["README.md", "docs/backprop.md"]
+DOCS = ["README.md", "docs/backprop.md", "docs/see-backprop.md"]
 
 
 @pytest.mark.parametrize("name", DOCS)

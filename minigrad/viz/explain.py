@@ -201,8 +201,9 @@ def format_step(step: Step, steps: list[Step]) -> str:
     where = f"  (made at {step.site})" if step.site else ""
     lines = [f"[{step.index}] {step.label}{where}"]
     if step.op == "leaf":
-        lines.append(f"    {step.saved[0] if step.saved else ''}".rstrip())
-        lines.append(f"    grad  {summary(step.grad_in)}   (accumulated: leaf.grad += g)")
+        if step.saved:
+            lines.append(f"    {step.saved[0]}")
+        lines.append("    rule  leaf.grad += g (a leaf's gradient accumulates until zeroed)")
     else:
         shapes = ", ".join(str(tuple(s)) for s in step.input_shapes)
         lines.append(f"    rule  {step.rule}")
