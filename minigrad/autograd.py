@@ -373,7 +373,7 @@ def _run_post_accumulate_hooks(node: AccumulateGrad) -> None:
 
 
 # Creation sites cost a walk up the stack for every recorded op, so they are recorded only
-# inside ``with record_sites():`` (minigrad.explain, the viz page and `minigrad explain` turn it on).
+# inside ``with record_sites():`` (`minigrad explain SCRIPT.py` turns it on for the script).
 _record_sites = False
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 

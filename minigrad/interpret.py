@@ -16,7 +16,8 @@ array of x's shape saying how much each input element mattered.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -69,8 +70,10 @@ def integrated_gradients(
     if steps < 1:
         raise ValueError(f"integrated_gradients: steps must be >= 1, got {steps}")
     xa = np.asarray(x.data if isinstance(x, Tensor) else x)
-    base = np.zeros_like(xa) if baseline is None else np.asarray(
-        baseline.data if isinstance(baseline, Tensor) else baseline, dtype=xa.dtype
+    base = (
+        np.zeros_like(xa)
+        if baseline is None
+        else np.asarray(baseline.data if isinstance(baseline, Tensor) else baseline, dtype=xa.dtype)
     )
     if base.shape != xa.shape:
         raise ValueError(f"integrated_gradients: baseline shape {base.shape} != x {xa.shape}")
@@ -87,8 +90,10 @@ def completeness(
     """(sum of attributions, f(x) - f(baseline)) per batch summed; IG makes them equal up to
     the error of the path integral's midpoint rule."""
     xa = np.asarray(x.data if isinstance(x, Tensor) else x)
-    base = np.zeros_like(xa) if baseline is None else np.asarray(
-        baseline.data if isinstance(baseline, Tensor) else baseline, dtype=xa.dtype
+    base = (
+        np.zeros_like(xa)
+        if baseline is None
+        else np.asarray(baseline.data if isinstance(baseline, Tensor) else baseline, dtype=xa.dtype)
     )
     from minigrad.autograd import no_grad
 
@@ -99,7 +104,11 @@ def completeness(
 
 
 def smoothgrad(
-    model: Callable, x: Any, target: Any = None, samples: int = 25, noise: float = 0.15,
+    model: Callable,
+    x: Any,
+    target: Any = None,
+    samples: int = 25,
+    noise: float = 0.15,
     seed: int = 0,
 ) -> np.ndarray:
     """The input gradient averaged over ``samples`` copies of x with Gaussian noise of

@@ -80,7 +80,9 @@ def _load_run(run_dir: str) -> tuple[str, Any]:
 
     report = Path(run_dir) / "report.json"
     if not report.exists():
-        raise ExplainError(f"{report} not found; train first: minigrad train RECIPE --out {run_dir}")
+        raise ExplainError(
+            f"{report} not found; train first: minigrad train RECIPE --out {run_dir}"
+        )
     recipe = json.loads(report.read_text())["recipe"]
     config = Path(run_dir) / "model" / "config.json"
     if not config.exists():
@@ -111,13 +113,14 @@ def _test_image(recipe: str, index: int, data: str | None) -> tuple[np.ndarray, 
     return image.astype(np.float32), int(label)
 
 
-def explain_prediction(run_dir: str, index: int, out: str | None = None,
-                       data: str | None = None) -> dict:
+def explain_prediction(
+    run_dir: str, index: int, out: str | None = None, data: str | None = None
+) -> dict:
     """Explain the prediction of a finished run on test example ``index``."""
     recipe, model = _load_run(run_dir)
     if recipe in IMAGE_RECIPES:
-        return _explain_image(recipe, model, index, out or str(Path(run_dir) / f"explain-{index}.png"),
-                              data)
+        png = out or str(Path(run_dir) / f"explain-{index}.png")
+        return _explain_image(recipe, model, index, png, data)
     if recipe in TEXT_RECIPES:
         return _explain_text(recipe, model, run_dir, index, data)
     raise ExplainError(
@@ -134,8 +137,9 @@ def _explain_image(recipe: str, model: Any, index: int, out: str, data: str | No
     predicted = int(scores.argmax())
     sal = interpret.saliency(model, x, predicted)[0, 0]
     cam = interpret.grad_cam(model, x, IMAGE_RECIPES[recipe], predicted)[0]
-    save_explanation_png(image[0], sal, cam, out,
-                         f"{recipe} test #{index}: label {label}, predicted {predicted}")
+    save_explanation_png(
+        image[0], sal, cam, out, f"{recipe} test #{index}: label {label}, predicted {predicted}"
+    )
     return {"label": label, "predicted": predicted, "png": out}
 
 
@@ -151,8 +155,9 @@ def _upsample(cam: np.ndarray, shape: tuple) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
-def save_explanation_png(image: np.ndarray, saliency: np.ndarray, cam: np.ndarray, out: str,
-                         title: str) -> None:
+def save_explanation_png(
+    image: np.ndarray, saliency: np.ndarray, cam: np.ndarray, out: str, title: str
+) -> None:
     """Three panels: the image, the saliency map, Grad-CAM over the image."""
     try:
         import matplotlib
@@ -160,7 +165,9 @@ def save_explanation_png(image: np.ndarray, saliency: np.ndarray, cam: np.ndarra
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ExplainError("saving the PNG needs matplotlib: pip install 'minigrad[plot]'") from None
+        raise ExplainError(
+            "saving the PNG needs matplotlib: pip install 'minigrad[plot]'"
+        ) from None
     fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.8))
     axes[0].imshow(image, cmap="gray")
     axes[0].set_title("image")

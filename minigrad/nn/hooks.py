@@ -9,7 +9,8 @@ the user's hook sees both.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from minigrad.autograd import Function, add_hook, is_grad_enabled
 from minigrad.tensor import Tensor

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from minigrad import autograd, dtypes
-from minigrad.nn import hooks
 from minigrad.autograd import no_grad
+from minigrad.nn import hooks
 from minigrad.tensor import Tensor
 
 

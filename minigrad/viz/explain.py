@@ -106,8 +106,11 @@ def summary(a: Any, small: int = 6) -> str:
     if a.size == 1:
         return f"{float(a.reshape(())):.6g}"
     if a.size <= small and a.dtype.kind == "f":
-        return "[" + ", ".join(f"{v:.4g}" for v in a.ravel()) + "]" + (
-            f" shape {a.shape}" if a.ndim > 1 else ""
+        return (
+            "["
+            + ", ".join(f"{v:.4g}" for v in a.ravel())
+            + "]"
+            + (f" shape {a.shape}" if a.ndim > 1 else "")
         )
     if a.dtype.kind != "f":
         return f"{a.dtype} shape {a.shape}"
@@ -160,18 +163,33 @@ def trace(loss: Tensor, names: Any = None, gradient: Any = None, retain_graph: b
             if name is None:
                 leaf_count[0] += 1
                 name = f"leaf {leaf_count[0]}"
-            step = Step(k, "leaf", name, None, "leaf.grad += g", tuple(np.shape(g)), [], [],
-                        _copy(g), node=node)
+            step = Step(
+                k,
+                "leaf",
+                name,
+                None,
+                "leaf.grad += g",
+                tuple(np.shape(g)),
+                [],
+                [],
+                _copy(g),
+                node=node,
+            )
             if leaf is not None:
                 step.saved = [f"value {summary(leaf.data)}"]
         else:
             saved = node._saved or ()
             step = Step(
-                k, node.name(), node.name(), site_text(node),
-                RULES.get(node.name(), f"{node.name()}.backward"), tuple(np.shape(g)),
+                k,
+                node.name(),
+                node.name(),
+                site_text(node),
+                RULES.get(node.name(), f"{node.name()}.backward"),
+                tuple(np.shape(g)),
                 list(node.input_shapes),
                 [f"{s.what}: {summary(s.array)}" for s in saved if s is not None],
-                _copy(g), grads_out=[None if x is None else _copy(x) for x in in_grads],
+                _copy(g),
+                grads_out=[None if x is None else _copy(x) for x in in_grads],
                 node=node,
             )
             for edge, x in zip(node.edges, in_grads):

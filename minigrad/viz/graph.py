@@ -133,22 +133,21 @@ def page_data(steps: list, names: Any = None) -> dict:
         row = rows.get(layer[step.index], 0)
         rows[layer[step.index]] = row + 1
         grad = step.grad_in
-        nodes.append({
-            "id": step.index,
-            "label": step.label,
-            "kind": "leaf" if step.op == "leaf" else "op",
-            "layer": layer[step.index],
-            "row": row,
-            "shape": list(step.output_shape),
-            "grad": summary(grad),
-            "grad_values": grad.ravel().astype(float).tolist() if grad.size <= 64 else None,
-            "module": "" if step.op == "leaf" else _module_path(step.node, modules),
-            "text": format_step(step, steps),
-        })
-    edges = [
-        {"from": step.index, "to": t}
-        for step in steps for t in step.inputs if t is not None
-    ]
+        nodes.append(
+            {
+                "id": step.index,
+                "label": step.label,
+                "kind": "leaf" if step.op == "leaf" else "op",
+                "layer": layer[step.index],
+                "row": row,
+                "shape": list(step.output_shape),
+                "grad": summary(grad),
+                "grad_values": grad.ravel().astype(float).tolist() if grad.size <= 64 else None,
+                "module": "" if step.op == "leaf" else _module_path(step.node, modules),
+                "text": format_step(step, steps),
+            }
+        )
+    edges = [{"from": step.index, "to": t} for step in steps for t in step.inputs if t is not None]
     return {"nodes": nodes, "edges": edges}
 
 

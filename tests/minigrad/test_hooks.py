@@ -20,8 +20,9 @@ def _run(lib, replace: bool, remove: bool):
     w0 = np.array([1.5, 0.25, -0.75])
     x, w, h, y = _graph(lib, x0, w0)
     seen = []
-    handle = h.register_hook(lambda g: seen.append(np.array(g.detach().numpy())) or (
-        g * 3 if replace else None))
+    handle = h.register_hook(
+        lambda g: seen.append(np.array(g.detach().numpy())) or (g * 3 if replace else None)
+    )
     leaf_seen = []
     x.register_hook(lambda g: leaf_seen.append(np.array(g.detach().numpy())))
     if remove:
@@ -94,8 +95,10 @@ def test_post_accumulate_grad_hook_matches_torch():
     out = []
     for lib in (mg, torch):
         w = lib.tensor(np.array([1.0, -2.0, 0.5]), requires_grad=True)
-        seen = []
-        w.register_post_accumulate_grad_hook(lambda p: seen.append(p.grad.detach().numpy().copy()))
+        seen: list = []
+        w.register_post_accumulate_grad_hook(
+            lambda p, seen=seen: seen.append(p.grad.detach().numpy().copy())
+        )
         (w * w).sum().backward()
         (w.sin()).sum().backward()
         out.append(seen)
@@ -108,7 +111,8 @@ def _module_hooks(lib, layer, x0, replace):
     x = lib.tensor(x0, requires_grad=True)
     layer.register_forward_pre_hook(lambda m, args: log.append(("pre", args[0].shape)))
     layer.register_forward_hook(
-        lambda m, args, out: log.append(("fwd", np.array(out.detach().numpy()))))
+        lambda m, args, out: log.append(("fwd", np.array(out.detach().numpy())))
+    )
 
     def bwd(m, gin, gout):
         log.append(("bwd", np.array(gin[0].detach().numpy()), np.array(gout[0].detach().numpy())))
@@ -144,6 +148,7 @@ def test_module_hooks_match_torch_on_fused_layers(kind, replace):
     theirs = theirs.double()
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     if kind == "lstm":  # the output is a tuple; hook a wrapper that returns the sequence
+
         class First(nn.Module):
             def __init__(self, m):
                 super().__init__()

@@ -10,7 +10,6 @@ import minigrad as mg
 from models.cli import main
 from models.explain import color_tokens
 
-
 SCRIPT = """
 import minigrad as mg
 import minigrad.nn as nn

@@ -75,8 +75,14 @@ def _chromium():
 
 
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -94,7 +100,10 @@ def test_browser_steps_through_every_node_and_shows_the_engine_gradients(tmp_pat
     shot = os.environ.get("MINIGRAD_SCREENSHOT", str(tmp_path / "page.png"))
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=exe, headless=True, args=CHROMIUM_ARGS,
+            str(tmp_path / "profile"),
+            executable_path=exe,
+            headless=True,
+            args=CHROMIUM_ARGS,
             viewport={"width": 1100, "height": 560},
         )
         try:
@@ -136,8 +145,7 @@ def test_browser_collapses_modules_into_boxes(tmp_path):
             page.goto("file://" + path)
             ops_before = len(page.query_selector_all("g.node[data-id]"))
             page.check("#collapse")
-            boxes = sorted(b.get_attribute("data-module")
-                           for b in page.query_selector_all("g.box"))
+            boxes = sorted(b.get_attribute("data-module") for b in page.query_selector_all("g.box"))
             assert boxes == ["0", "1", "2"]  # Linear, ReLU, Linear
             assert len(page.query_selector_all("g.node[data-id]")) < ops_before
         finally:
