@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from minigrad.autograd import no_grad
 from minigrad.tensor import Tensor
 
 
@@ -44,8 +45,23 @@ def _scores(model: Callable, x: Tensor, target: Any) -> Tensor:
     return (out * Tensor._from_array(mask)).sum()
 
 
+def _array(x: Any) -> np.ndarray:
+    return np.asarray(x.data if isinstance(x, Tensor) else x)
+
+
+def _baseline(x: Any, baseline: Any) -> np.ndarray:
+    """The baseline as an array of x's shape and dtype (zeros when not given)."""
+    xa = _array(x)
+    if baseline is None:
+        return np.zeros_like(xa)
+    base = np.asarray(_array(baseline), dtype=xa.dtype)
+    if base.shape != xa.shape:
+        raise ValueError(f"interpret: baseline shape {base.shape} differs from x's {xa.shape}")
+    return base
+
+
 def _input_gradient(model: Callable, x: Any, target: Any) -> np.ndarray:
-    xt = Tensor(x.data if isinstance(x, Tensor) else x, requires_grad=True)
+    xt = Tensor(_array(x), requires_grad=True)
     _scores(model, xt, target).backward()
     return xt.grad.data.copy()
 
@@ -58,7 +74,7 @@ def saliency(model: Callable, x: Any, target: Any = None, abs: bool = True) -> n
 
 def input_x_gradient(model: Callable, x: Any, target: Any = None) -> np.ndarray:
     """x * d score_target / d x."""
-    xa = np.asarray(x.data if isinstance(x, Tensor) else x)
+    xa = _array(x)
     return xa * _input_gradient(model, xa, target)
 
 
@@ -69,14 +85,7 @@ def integrated_gradients(
     k = 1/2, 3/2, ... (the midpoint rule; zeros as the default baseline)."""
     if steps < 1:
         raise ValueError(f"integrated_gradients: steps must be >= 1, got {steps}")
-    xa = np.asarray(x.data if isinstance(x, Tensor) else x)
-    base = (
-        np.zeros_like(xa)
-        if baseline is None
-        else np.asarray(baseline.data if isinstance(baseline, Tensor) else baseline, dtype=xa.dtype)
-    )
-    if base.shape != xa.shape:
-        raise ValueError(f"integrated_gradients: baseline shape {base.shape} != x {xa.shape}")
+    xa, base = _array(x), _baseline(x, baseline)
     total = np.zeros_like(xa, dtype=np.float64)
     for k in range(steps):
         alpha = (k + 0.5) / steps
@@ -89,14 +98,7 @@ def completeness(
 ) -> tuple[float, float]:
     """(sum of attributions, f(x) - f(baseline)) per batch summed; IG makes them equal up to
     the error of the path integral's midpoint rule."""
-    xa = np.asarray(x.data if isinstance(x, Tensor) else x)
-    base = (
-        np.zeros_like(xa)
-        if baseline is None
-        else np.asarray(baseline.data if isinstance(baseline, Tensor) else baseline, dtype=xa.dtype)
-    )
-    from minigrad.autograd import no_grad
-
+    xa, base = _array(x), _baseline(x, baseline)
     with no_grad():
         fx = _scores(model, Tensor(xa), target).item()
         fb = _scores(model, Tensor(base), target).item()
@@ -113,7 +115,7 @@ def smoothgrad(
 ) -> np.ndarray:
     """The input gradient averaged over ``samples`` copies of x with Gaussian noise of
     standard deviation ``noise * (max(x) - min(x))``."""
-    xa = np.asarray(x.data if isinstance(x, Tensor) else x)
+    xa = _array(x)
     rng = np.random.default_rng(seed)
     sigma = noise * float(xa.max() - xa.min())
     total = np.zeros_like(xa, dtype=np.float64)
@@ -145,7 +147,7 @@ def grad_cam(model: Any, x: Any, layer: str, target: Any = None) -> np.ndarray:
 
     handle = modules[layer].register_forward_hook(keep_activation)
     try:
-        xt = Tensor(x.data if isinstance(x, Tensor) else x, requires_grad=True)
+        xt = Tensor(_array(x), requires_grad=True)
         _scores(model, xt, target).backward()
     finally:
         handle.remove()
