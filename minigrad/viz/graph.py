@@ -30,6 +30,12 @@ def _module_path(node: Any, module_names: dict) -> str:
     return ""
 
 
+def _leaf_module(label: str, module_names: dict) -> str:
+    """A parameter belongs to the module of its dotted name ("0.weight" -> "0")."""
+    owner = label.rsplit(".", 1)[0] if "." in label else ""
+    return owner if owner in module_names.values() else ""
+
+
 def _module_names(model: Any) -> dict:
     if model is None or not hasattr(model, "named_modules"):
         return {}
@@ -143,7 +149,9 @@ def page_data(steps: list, names: Any = None) -> dict:
                 "shape": list(step.output_shape),
                 "grad": summary(grad),
                 "grad_values": grad.ravel().astype(float).tolist() if grad.size <= 64 else None,
-                "module": "" if step.op == "leaf" else _module_path(step.node, modules),
+                "module": _leaf_module(step.label, modules)
+            if step.op == "leaf"
+            else _module_path(step.node, modules),
                 "text": format_step(step, steps),
             }
         )

@@ -49,19 +49,42 @@ function groupOf(n) {
   if (!document.getElementById("collapse").checked || !n.module) return null;
   return n.module.split(".")[0];
 }
+function itemOf(n) {
+  const g = groupOf(n);
+  return g === null ? "n" + n.id : "m" + g;
+}
 function positions() {
+  // collapsed modules become one item each; items are laid out in layers again by longest
+  // path from the output (relaxed until stable: the contracted graph is small)
+  const item = {}, members = {};
+  for (const n of DATA.nodes) {
+    item[n.id] = itemOf(n);
+    (members[item[n.id]] = members[item[n.id]] || []).push(n.id);
+  }
+  const layer = {};
+  for (const k in members) layer[k] = 0;
+  const keys = Object.keys(members);
+  for (let pass = 0; pass < keys.length; pass++) {
+    let changed = false;
+    for (const e of DATA.edges) {
+      const a = item[e.from], b = item[e.to];
+      if (a !== b && layer[b] < layer[a] + 1) { layer[b] = layer[a] + 1; changed = true; }
+    }
+    if (!changed) break;
+  }
+  const rows = {}, place = {};
+  for (const n of DATA.nodes) {  // in the engine's order
+    const k = item[n.id];
+    if (place[k]) continue;
+    const row = rows[layer[k]] || 0;
+    rows[layer[k]] = row + 1;
+    place[k] = {x: 20 + row * GX, y: 20 + layer[k] * GY};
+  }
   const pos = {}, boxes = {};
   for (const n of DATA.nodes) {
+    pos[n.id] = place[item[n.id]];
     const g = groupOf(n);
-    const p = {x: 20 + n.row * GX, y: 20 + n.layer * GY};
-    if (g === null) { pos[n.id] = p; continue; }
-    if (!boxes[g]) boxes[g] = {xs: [], ys: [], ids: []};
-    boxes[g].xs.push(p.x); boxes[g].ys.push(p.y); boxes[g].ids.push(n.id);
-  }
-  for (const g in boxes) {
-    const b = boxes[g];
-    const p = {x: Math.min(...b.xs), y: b.ys.reduce((a, c) => a + c, 0) / b.ys.length};
-    for (const id of b.ids) pos[id] = p;
+    if (g !== null) boxes[g] = {ids: members[item[n.id]]};
   }
   return [pos, boxes];
 }
@@ -78,7 +101,7 @@ function draw() {
     if (a === b) continue;
     const x1 = a.x + W / 2, y1 = a.y + H, x2 = b.x + W / 2, y2 = b.y;
     // an edge that skips layers bends to the right, around the nodes between
-    const bend = b.y - a.y > GY + 1 ? Math.max(x1, x2) + W / 2 + 20 * (b.y - a.y) / GY : null;
+    const bend = Math.abs(b.y - a.y) > GY + 1 ? Math.max(x1, x2) + W / 2 + 20 * (b.y - a.y) / GY : null;
     const d = bend === null ? `M${x1},${y1} L${x2},${y2}` :
         `M${x1 + W / 4},${y1} C${bend},${y1 + GY / 2} ${bend},${y2 - GY / 2} ${x2 + W / 4},${y2}`;
     el("path", {d: d, class: "edge" + (e.from === current ? " hot" : "")});
@@ -96,7 +119,7 @@ function draw() {
       const box = el("g", {class: cls, "data-module": g}, svg);
       el("rect", {x: p.x, y: p.y, width: W, height: H}, box);
       el("text", {x: p.x + 6, y: p.y + 18}, box).textContent = g;
-      el("text", {x: p.x + 6, y: p.y + 34}, box).textContent = ids.length + " ops (collapsed)";
+      el("text", {x: p.x + 6, y: p.y + 34}, box).textContent = ids.length + " nodes (collapsed)";
       box.addEventListener("click", () => select(Math.max(...ids)));
       continue;
     }
