@@ -5,7 +5,7 @@
     minigrad evaluate OUT [--data DIR]       evaluate a finished run's saved model again
     minigrad generate OUT [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K]
     minigrad bench [NAME ...]                the benchmarks (overhead, kernels, layers, ...)
-    minigrad explain SCRIPT.py [--out PAGE]  the first backward() of a script, as an HTML page
+    minigrad explain [--out PAGE] SCRIPT.py [ARGS ...]  a script's first backward(), as a page
     minigrad explain-prediction RUN --index N  saliency and Grad-CAM (or token colours) of one
                                              test example of a finished run
 
@@ -183,9 +183,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(fn=cmd_generate)
     x = sub.add_parser("explain", help="draw the first backward pass of a training script")
+    x.add_argument("--out", help="the HTML page (default SCRIPT-backward.html); before SCRIPT")
     x.add_argument("script")
-    x.add_argument("args", nargs="*", help="arguments for the script (after --)")
-    x.add_argument("--out", help="the HTML page (default SCRIPT-backward.html)")
+    x.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")
     x.set_defaults(fn=cmd_explain)
     xp = sub.add_parser("explain-prediction", help="saliency and Grad-CAM of one test example")
     xp.add_argument("run_dir")

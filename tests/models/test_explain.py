@@ -11,6 +11,8 @@ from models.cli import main
 from models.explain import color_tokens
 
 SCRIPT = """
+import sys
+
 import minigrad as mg
 import minigrad.nn as nn
 import minigrad.nn.functional as F
@@ -19,6 +21,7 @@ mg.manual_seed(0)
 model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
 opt = mg.optim.SGD(model.parameters(), lr=0.1)
 x, y = mg.randn(16, 4), mg.randint(0, 3, (16,))
+assert sys.argv[1:] == ["--steps", "3"], sys.argv
 for step in range(1000):
     loss = F.cross_entropy(model(x), y)
     opt.zero_grad()
@@ -32,12 +35,12 @@ def test_explain_script_writes_the_page_of_the_first_backward(tmp_path, capsys):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     page = tmp_path / "page.html"
-    assert main(["explain", str(script), "--out", str(page)]) == 0
+    assert main(["explain", "--out", str(page), str(script), "--steps", "3"]) == 0
     assert "10 nodes" in capsys.readouterr().out
     data = json.loads(re.search(r"const DATA = (.*);\n", page.read_text()).group(1))
     labels = [n["label"] for n in data["nodes"]]
     assert {"0.weight", "0.bias", "2.weight", "2.bias", "CrossEntropyRows"} <= set(labels)
-    assert "train.py:11" in " ".join(n["text"] for n in data["nodes"])  # the model(x) line
+    assert "train.py:14" in " ".join(n["text"] for n in data["nodes"])  # the model(x) line
     assert mg.Tensor.backward.__name__ == "backward"  # put back
 
 
