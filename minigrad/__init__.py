@@ -36,7 +36,13 @@ from minigrad import (
     nn,  # noqa: E402  (nn imports ops, which need the names above)
     optim,
 )
-from minigrad.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from minigrad.autograd import (
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    record_sites,
+    set_grad_enabled,
+)
 from minigrad.backend import get_num_threads, set_num_threads
 from minigrad.dtypes import (
     bool_ as bool,
@@ -114,6 +120,9 @@ from minigrad.random import get_rng_state, manual_seed, set_rng_state
 
 __version__ = "0.1.0"
 clip = clamp
+
+from minigrad import viz  # noqa: E402  (reads the graph; nothing in the core imports it)
+from minigrad.viz import explain  # noqa: E402
 
 
 def __getattr__(name: str):

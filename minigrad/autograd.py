@@ -22,6 +22,8 @@ gradient itself, which can be differentiated again.
 
 from __future__ import annotations
 
+import os
+import sys
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -159,6 +161,9 @@ class Function:
     _owned: tuple = ()  # ids of the gradients backward declared its own (see ``owned``)
     xp: Any = None  # numpy_ops or tensor_ops, set by the engine while backward runs
     retained_output: Any = None  # weak reference to an output that called retain_grad()
+    grad_hooks: Any = None  # dict of hooks registered on the output tensor (register_hook)
+    site: Any = None  # (file, line) of the user's code that made this node, when recorded
+    scope: tuple = ()  # the modules whose forward made this node, outermost first, when recorded
 
     # -- called from forward ---------------------------------------------------------
     def save_for_backward(self, *arrays: np.ndarray | None) -> None:
@@ -236,6 +241,9 @@ class Function:
         if result.data.base is not None:
             _share_version_if_view(result, inputs, arrays, cls, params)
         if record and result.data.dtype.kind == "f":  # only floats carry gradients
+            if _record_sites:
+                ctx.site = _user_site()
+                ctx.scope = tuple(module_stack)
             ctx.edges = tuple([t._edge() for t in inputs])
             ctx.input_shapes = tuple([a.shape for a in arrays])
             ctx.input_dtypes = tuple([a.dtype for a in arrays])
@@ -292,11 +300,119 @@ class Function:
 class AccumulateGrad(Function):
     """The node that stands for a leaf tensor: backward adds the gradient into ``leaf.grad``."""
 
+    post_accumulate_hooks: Any = None  # dict of register_post_accumulate_grad_hook hooks
+
     def __init__(self, leaf: Tensor) -> None:
         self.leaf = weakref.ref(leaf)
 
     def __repr__(self) -> str:
         return "<AccumulateGrad>"
+
+
+# --------------------------------------------------------------------------------------
+# Hooks and creation sites: what minigrad.viz, minigrad.explain and minigrad.interpret read
+# --------------------------------------------------------------------------------------
+
+
+class RemovableHandle:
+    """Returned by every ``register_*hook``: ``handle.remove()`` unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict) -> None:
+        self._hooks = weakref.ref(hooks) if hooks is not None else None
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        hooks = self._hooks() if self._hooks is not None else None
+        if hooks is not None:
+            hooks.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+class _HookDict(dict):
+    """A dict of hooks in registration order (a subclass, so a handle can hold a weakref)."""
+
+
+def add_hook(owner: Any, attribute: str, hook: Callable) -> RemovableHandle:
+    """Append ``hook`` to the ``_HookDict`` stored as ``owner.<attribute>``."""
+    if not callable(hook):
+        raise TypeError(f"a hook must be callable, got {type(hook).__name__}")
+    hooks = getattr(owner, attribute, None)
+    if hooks is None:
+        hooks = _HookDict()
+        setattr(owner, attribute, hooks)
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = hook
+    return handle
+
+
+def _run_grad_hooks(node: Function, g: Any, create_graph: bool) -> Any:
+    """Call the tensor hooks of ``node``'s output on its summed gradient; a hook that
+    returns a Tensor replaces the gradient (PyTorch's ``Tensor.register_hook``)."""
+    for hook in list(node.grad_hooks.values()):
+        seen = g if isinstance(g, Tensor) else Tensor._from_array(g)
+        new = hook(seen)
+        if new is None:
+            continue
+        new_data = new.data if isinstance(new, Tensor) else np.asarray(new)
+        if tuple(new_data.shape) != tuple(seen.shape):
+            raise RuntimeError(
+                f"hook {getattr(hook, '__name__', hook)!r} returned a gradient of shape "
+                f"{tuple(new_data.shape)} for a tensor of shape {tuple(seen.shape)}"
+            )
+        g = new if create_graph and isinstance(new, Tensor) else new_data
+    return g
+
+
+def _run_post_accumulate_hooks(node: AccumulateGrad) -> None:
+    """Call ``register_post_accumulate_grad_hook`` hooks with the leaf, its .grad now final."""
+    leaf = node.leaf()
+    if leaf is not None:
+        for hook in list(node.post_accumulate_hooks.values()):
+            hook(leaf)
+
+
+# Creation sites cost a walk up the stack for every recorded op, so they are recorded only
+# inside ``with record_sites():`` (`minigrad explain SCRIPT.py` turns it on for the script).
+_record_sites = False
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class record_sites(_GradMode):
+    """Within this block every recorded op remembers the file and line of the user's code
+    that created it (shown by ``minigrad.explain`` and ``minigrad.viz``)."""
+
+    def __enter__(self) -> None:
+        global _record_sites
+        self._previous = _record_sites
+        _record_sites = True
+
+    def __exit__(self, *exc: object) -> None:
+        global _record_sites
+        _record_sites = self._previous
+
+
+def _user_site() -> tuple[str, int] | None:
+    """The innermost frame outside the minigrad package: where the user wrote the op."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    return None if frame is None else (frame.f_code.co_filename, frame.f_lineno)
+
+
+# The modules being run, outermost first (Module.__call__ keeps it while sites are recorded).
+module_stack: list = []
+
+
+# The backward pass reports each node to this observer when one is set (minigrad.explain).
+_observer: Callable | None = None
 
 
 def _rebuild(s: _SavedValue) -> Tensor:
@@ -546,11 +662,18 @@ def run_backward(
             g, owned = pending.take(node)
             if g is None:
                 continue  # no path from the outputs reaches this node with a gradient
+            if node.grad_hooks:  # Tensor.register_hook: may replace the gradient
+                g = _run_grad_hooks(node, g, create_graph)
+                owned = False  # a hook may keep the gradient it saw
             if node in targets:
                 captured[node] = g
             if isinstance(node, AccumulateGrad):
                 if inputs is None:
                     _accumulate_into_leaf(node, g, create_graph, owned)
+                    if node.post_accumulate_hooks:
+                        _run_post_accumulate_hooks(node)
+                if _observer is not None:  # minigrad.explain records the step
+                    _observer(node, g, ())
                 continue
             if inputs is None and node.retained_output is not None:
                 _store_retained_grad(node, g, create_graph)
@@ -559,6 +682,8 @@ def run_backward(
                 if edge is not None and ig is not None:
                     pending.add(edge, ig, fresh=id(ig) in fresh)
                     fresh.discard(id(ig))  # an array returned for two inputs is shared
+            if _observer is not None:
+                _observer(node, g, in_grads)
             if not retain_graph:
                 node._release()
     if inputs is None:

@@ -171,6 +171,24 @@ class Tensor:
     def retains_grad(self) -> bool:
         return self._retains_grad
 
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when the gradient of this tensor has been computed (all paths
+        summed); if it returns a Tensor, that replaces the gradient. Returns a handle with
+        ``remove()``. The hook lives on the tensor's node (its grad_fn, or for a leaf its
+        accumulator), which is where the engine meets the gradient."""
+        if not self._requires_grad:
+            raise RuntimeError("register_hook: this tensor does not require grad")
+        return autograd.add_hook(self._edge(), "grad_hooks", hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(leaf)`` after backward has added into this leaf's ``.grad``."""
+        if self._node is not None or not self._requires_grad:
+            raise RuntimeError(
+                "register_post_accumulate_grad_hook: only leaf tensors that require grad "
+                "accumulate a .grad"
+            )
+        return autograd.add_hook(self._edge(), "post_accumulate_hooks", hook)
+
     def backward(
         self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False
     ) -> None:

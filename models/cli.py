@@ -8,6 +8,9 @@
     minigrad generate OUT [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K]
     minigrad bench [NAME ...]                the benchmarks (overhead, kernels, layers, ...)
     minigrad export OUT --onnx [--to FILE]   a finished run's model as ONNX (OUT/model.onnx)
+    minigrad explain [--out PAGE] SCRIPT.py [ARGS ...]  a script's first backward(), as a page
+    minigrad explain-prediction RUN --index N  saliency and Grad-CAM (or token colours) of one
+                                             test example of a finished run
 
 Errors (an unknown recipe, missing data, a bad argument) are one line saying what to do.
 """
@@ -218,6 +221,31 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    from models.explain import ExplainError, explain_script
+
+    out = args.out or str(Path(args.script).with_suffix("")) + "-backward.html"
+    try:
+        path, nodes = explain_script(args.script, out, args.args)
+    except ExplainError as e:
+        return _fail(str(e))
+    print(f"wrote {path}: the first backward() of {args.script}, {nodes} nodes (script stopped)")
+    return 0
+
+
+def cmd_explain_prediction(args) -> int:
+    from models.explain import ExplainError, explain_prediction
+    from models.recipes import MissingData
+
+    try:
+        result = explain_prediction(args.run_dir, args.index, args.out, args.data)
+    except (ExplainError, MissingData) as e:
+        return _fail(str(e))
+    if "png" in result:
+        print(f"label {result['label']}, predicted {result['predicted']}: wrote {result['png']}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="minigrad", description="minigrad's recipes and tools")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -255,6 +283,17 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--onnx", action="store_true", help="write OUT/model.onnx")
     x.add_argument("--to", help="another path for the .onnx file")
     x.set_defaults(fn=cmd_export)
+    e2 = sub.add_parser("explain", help="draw the first backward pass of a training script")
+    e2.add_argument("--out", help="the HTML page (default SCRIPT-backward.html); before SCRIPT")
+    e2.add_argument("script")
+    e2.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")
+    e2.set_defaults(fn=cmd_explain)
+    xp = sub.add_parser("explain-prediction", help="saliency and Grad-CAM of one test example")
+    xp.add_argument("run_dir")
+    xp.add_argument("--index", type=int, default=0)
+    xp.add_argument("--out", help="the PNG (default RUN_DIR/explain-INDEX.png)")
+    xp.add_argument("--data", help="the data folder (default ../shared/data or $MINIGRAD_DATA)")
+    xp.set_defaults(fn=cmd_explain_prediction)
     b = sub.add_parser("bench", help="run the benchmarks")
     b.add_argument("names", nargs="*")
     b.set_defaults(fn=cmd_bench)

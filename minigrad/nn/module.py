@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from minigrad import dtypes
+from minigrad import autograd, dtypes
 from minigrad.autograd import no_grad
+from minigrad.nn import hooks
 from minigrad.tensor import Tensor
 
 
@@ -122,7 +123,35 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        if autograd._record_sites:  # remember which module made each op (minigrad.viz)
+            autograd.module_stack.append(self)
+            try:
+                return self._call(args, kwargs)
+            finally:
+                autograd.module_stack.pop()
+        return self._call(args, kwargs)
+
+    def _call(self, args: tuple, kwargs: dict) -> Any:
+        if "_module_hooks" not in self.__dict__:  # the common case: no hooks, no detour
+            return self.forward(*args, **kwargs)
+        return hooks.call_with_hooks(self, args, kwargs)
+
+    # -- hooks (PyTorch's names; minigrad/nn/hooks.py runs them) --------------------------
+    def register_forward_pre_hook(self, hook: Callable) -> Any:
+        """``hook(module, args)`` runs before forward; returning a value (a tuple, or one
+        value for a single argument) replaces the positional arguments."""
+        return hooks.register(self, "forward_pre", hook)
+
+    def register_forward_hook(self, hook: Callable) -> Any:
+        """``hook(module, args, output)`` runs after forward; returning a value replaces the
+        output."""
+        return hooks.register(self, "forward", hook)
+
+    def register_full_backward_hook(self, hook: Callable) -> Any:
+        """``hook(module, grad_input, grad_output)`` runs when the gradients with respect to
+        the module's tensor inputs are computed (tuples; ``None`` for an input that needs
+        none). Returning a tuple replaces ``grad_input``."""
+        return hooks.register(self, "backward", hook)
 
     # -- walking the tree ---------------------------------------------------------------
     def named_modules(
