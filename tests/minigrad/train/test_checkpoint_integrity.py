@@ -124,24 +124,34 @@ while True:
 """
 
 
-def kill_during_saves(folder: Path, rng: np.random.Generator, kills: int) -> None:
-    code = SAVER.format(state=STATE)
+def kill_at_random_moments(code: str, target: Path, rng, kills: int, check) -> None:
+    """Start ``code`` (a loop that writes to ``target``) ``kills`` times, SIGKILL it at a
+    random moment after its first write, and ``check()`` what it left."""
     for _ in range(kills):
         proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(folder)],
+            [sys.executable, "-c", code, str(target)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        proc.stdout.readline()  # it has started saving
+        proc.stdout.readline()  # it has written once
         time.sleep(float(rng.uniform(0.0, 0.05)))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         proc.stdout.close()
         proc.stderr.close()
-        for path in list_checkpoints(folder):  # every visible checkpoint is whole
+        check()
+
+
+def kill_during_saves(folder: Path, rng: np.random.Generator, kills: int) -> None:
+    def every_visible_checkpoint_is_whole():
+        for path in list_checkpoints(folder):
             load_checkpoint(path)
+
+    kill_at_random_moments(
+        SAVER.format(state=STATE), folder, rng, kills, every_visible_checkpoint_is_whole
+    )
 
 
 def test_sigkill_at_random_moments_leaves_only_whole_checkpoints(tmp_path):
@@ -174,20 +184,9 @@ def test_sigkill_during_save_leaves_the_old_file_or_the_new(tmp_path):
     import minigrad as mg
 
     target = tmp_path / "model.safetensors"
-    rng = np.random.default_rng(2)
-    for _ in range(4):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SAVE_LOOP, str(target)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        proc.stdout.readline()
-        time.sleep(float(rng.uniform(0.0, 0.05)))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        proc.stdout.close()
-        proc.stderr.close()
-        w = mg.load(target)["w"].numpy()  # whole: one step's values throughout
+
+    def whole():  # one step's values throughout
+        w = mg.load(target)["w"].numpy()
         assert w.shape == (256, 256) and (w == w[0, 0]).all()
+
+    kill_at_random_moments(SAVE_LOOP, target, np.random.default_rng(2), 4, whole)
