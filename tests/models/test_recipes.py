@@ -55,7 +55,7 @@ def test_the_readme_table_shows_the_recorded_results():
 
 
 def test_recorded_figures_are_formatted_as_the_readme_shows_them():
-    assert recorded("digits-cnn") == "98.05 %"
+    assert recorded("sst2-bert") == "69.7 %"  # one seed
     assert recorded("names-mlp") == "2.111"
     one_seed = dict(RESULTS["recipes"]["mnist1d-cnn"])
     RESULTS["recipes"]["mnist1d-cnn"] = {**one_seed, "seeds": {"0": 0.94, "1": 0.92, "2": 0.93}}
