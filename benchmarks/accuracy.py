@@ -47,6 +47,30 @@ def run_case(torch, name, x32, f_mg, f_torch, weights=None, relative_to_max=Fals
     }
 
 
+def batch_statistics_case(torch, offset, x32) -> dict:
+    """The batch mean and variance that training-mode batch norm takes (read from the running
+    statistics at momentum 1, so unbiased for the variance), as relative errors per channel;
+    the "value" columns are the means and the "grad" columns the variances."""
+    c = x32.shape[1]
+
+    def torch_stats(x):
+        mean, var = torch.zeros(c, dtype=x.dtype), torch.ones(c, dtype=x.dtype)
+        torch.nn.functional.batch_norm(x, mean, var, training=True, momentum=1.0)
+        return mean.numpy(), var.numpy()
+
+    mean, var = mg.zeros(c), mg.ones(c)
+    F.batch_norm(mg.tensor(x32), mean, var, training=True, momentum=1.0)
+    ref_mean, ref_var = torch_stats(torch.tensor(x32.astype(np.float64)))
+    t_mean, t_var = torch_stats(torch.tensor(x32))
+    return {
+        "case": f"batch_norm statistics, offset {offset:g} (mean | var)",
+        "value minigrad": _errors(mean.data, ref_mean, False),
+        "value torch": _errors(t_mean, ref_mean, False),
+        "grad minigrad": _errors(var.data, ref_var, False),
+        "grad torch": _errors(t_var, ref_var, False),
+    }
+
+
 def main() -> None:
     torch = torch_or_none()
     if torch is None:
@@ -61,6 +85,7 @@ def main() -> None:
         run_case(torch, "logsigmoid", x, F.logsigmoid, tf.logsigmoid),
         run_case(torch, "silu", x, F.silu, tf.silu),
         run_case(torch, "softplus", x, F.softplus, tf.softplus),
+        run_case(torch, "tanh", x, mg.tanh, torch.tanh),
         run_case(torch, "gelu tanh", x, lambda t: F.gelu(t, approximate="tanh"),
                  lambda t: tf.gelu(t, approximate="tanh")),
     ]
@@ -82,6 +107,7 @@ def main() -> None:
                      lambda t: tf.batch_norm(t, None, None, training=True),
                      weights=weights, relative_to_max=True)
         )
+        rows.append(batch_statistics_case(torch, offset, data))
     columns = ["case", "value minigrad", "value torch", "grad minigrad", "grad torch"]
     print(machine())
     print(table(rows, columns))

@@ -42,7 +42,7 @@ from minigrad.ops import (
     softplus,
     tanh,
 )
-from minigrad.ops.common import as_tensor
+from minigrad.ops.common import as_tensor, require_float
 from minigrad.ops.indexing import getitem, where
 from minigrad.ops.matmul import linear
 from minigrad.tensor import Tensor
@@ -134,6 +134,7 @@ def batch_norm(
     Training: batch statistics (biased variance), and the running statistics, if given, move
     by ``momentum`` towards the batch mean and the unbiased variance. Evaluation: the
     running statistics."""
+    require_float(input, "batch_norm")
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected input (B, C, ...), got {input.shape}")
     c = input.shape[1]
@@ -146,21 +147,30 @@ def batch_norm(
                 "batch_norm: training needs more than one value per channel, got input "
                 f"{input.shape}"
             )
-        mean = input.mean(dims, keepdim=True)
-        var = input.var(dims, keepdim=True, correction=0)
+        # The statistics are taken around a shift, a constant for autograd: the channel means
+        # accumulated in float64 and rounded to the input's dtype. Data far from zero (say
+        # 1e3 + N(0, 1) in float32) then loses no digits to cancellation, and the output and
+        # gradients are as exact as the dtype allows; mathematically nothing changes. The
+        # running statistics take the float64 mean and variance, rounded once.
+        mean = input.data.mean(axis=dims, keepdims=True, dtype=np.float64)
+        centred = input - Tensor._from_array(mean.astype(input.dtype))
+        mean_offset = centred.mean(dims, keepdim=True)
+        var = centred.var(dims, keepdim=True, correction=0)
         if running_mean is not None and running_var is not None:
             with no_grad():
                 running_mean.data[...] = (
                     1 - momentum
-                ) * running_mean.data + momentum * mean.data.reshape(c)
-                unbiased = var.data.reshape(c) * count / (count - 1)
+                ) * running_mean.data + momentum * mean.reshape(c)
+                biased = input.data.var(axis=dims, dtype=np.float64)
+                unbiased = biased * count / (count - 1)
                 running_var.data[...] = (1 - momentum) * running_var.data + momentum * unbiased
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation needs running_mean and running_var")
-        mean = running_mean.reshape(shape)
+        centred = input
+        mean_offset = running_mean.reshape(shape)
         var = running_var.reshape(shape)
-    out = (input - mean) / (var + eps).sqrt()
+    out = (centred - mean_offset) / (var + eps).sqrt()
     if weight is not None:
         out = out * weight.reshape(shape)
     if bias is not None:

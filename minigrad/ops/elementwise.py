@@ -453,10 +453,19 @@ def logsigmoid(x: Tensor) -> Tensor:
 register(OpSpec("logsigmoid", logsigmoid, lambda x: -np.logaddexp(0, -x), unary(domain=(-6, 6))))
 
 
+_TANH_IS_ONE_FLOAT32 = np.float32(13 * np.log(2))
+
+
 class Tanh(Function):
     @staticmethod
     def forward(ctx, x):
         y = np.tanh(x)
+        if y.dtype == np.float32:
+            # Beyond |x| = 13 ln 2 the exact tanh is closer to +-1 than to any other float32,
+            # but NumPy's float32 tanh returns 1 - 2^-24 up to |x| ~ 10.4, and the gradient
+            # 1 - y^2 is then 2^-23 where the true one is ~4 e^(-2|x|), up to 13x too large.
+            # Rounded as it should be, the gradient flushes to 0 there, as PyTorch's does.
+            y = np.where(np.abs(x) > _TANH_IS_ONE_FLOAT32, np.sign(x), y).astype(np.float32)
         ctx.save_for_backward(y)
         return y
 
@@ -611,7 +620,12 @@ class Silu(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors  # d/dx x s(x) = s(x) (1 + x (1 - s(x))), 1 - s(x) = s(-x)
-        return grad * ctx.xp.sigmoid(x) * (1 + x * ctx.xp.sigmoid(-x))
+        xp = ctx.xp
+        # 1 + x s(-x) cancels near the gradient's zero at x ~ -1.278: float32 inputs take
+        # the factor in float64, so that it keeps its relative precision there
+        wide = xp.cast(x, np.float64) if x.dtype == np.float32 else x
+        slope = xp.sigmoid(wide) * (1 + wide * xp.sigmoid(-wide))
+        return grad * xp.cast(slope, x.dtype)
 
 
 def silu(x: Tensor) -> Tensor:

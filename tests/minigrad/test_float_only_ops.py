@@ -51,3 +51,10 @@ def test_cross_entropy_of_one_unbatched_sample():
     x = np.array([0.5, -1.0, 2.0, 0.1], np.float32)
     expected = -(x[2] - np.log(np.exp(x).sum()))
     assert F.cross_entropy(mg.tensor(x), mg.tensor(2)).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_normalization_refuses_integers_by_name():
+    with pytest.raises(TypeError, match="batch_norm: needs a floating-point tensor"):
+        F.batch_norm(mg.tensor([[1, 2], [3, 5]]), None, None, training=True)
+    with pytest.raises(TypeError, match="layer_norm: needs a floating-point tensor"):
+        F.layer_norm(mg.tensor([[1, 2], [3, 5]]), 2)
