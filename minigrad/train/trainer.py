@@ -280,7 +280,8 @@ class Trainer:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         progress = Progress(total_steps, "train", enabled=not args.disable_tqdm)
         progress.update(self.global_step, 0)
-        running, running_count = 0.0, 0
+        running, running_count = 0.0, 0  # since the last log line
+        total, total_count = 0.0, 0  # over this call, for TrainOutput.training_loss
         self.callbacks.on_train_begin({})
         for epoch in range(start_epoch, epochs):
             if self.global_step >= total_steps or self.stop_training:
@@ -293,6 +294,8 @@ class Trainer:
                 (loss / args.gradient_accumulation_steps).backward()
                 running += float(loss.data)
                 running_count += 1
+                total += float(loss.data)
+                total_count += 1
                 micro += 1
                 if micro < args.gradient_accumulation_steps and batch_index + 1 < len(loader):
                     continue
@@ -331,13 +334,11 @@ class Trainer:
         self.callbacks.on_train_end({})
         if args.load_best_model_at_end and self.best_model_checkpoint:
             self.model.load_state_dict(load_checkpoint(self.best_model_checkpoint)["model"])
-        train_loss = [h["loss"] for h in self.log_history if "loss" in h]
         self._plot()
-        return TrainOutput(
-            self.global_step,
-            float(np.mean(train_loss)) if train_loss else math.nan,
-            {"train_loss": float(np.mean(train_loss)) if train_loss else math.nan},
-        )
+        # the mean over every batch trained in this call, logged or not (fewer steps than
+        # logging_steps still give a number); NaN only when no batch was trained
+        train_loss = total / total_count if total_count else math.nan
+        return TrainOutput(self.global_step, train_loss, {"train_loss": train_loss})
 
     def _maybe_evaluate_and_save(self, when: str, loader, epoch: int, log_path: Path) -> None:
         args = self.args

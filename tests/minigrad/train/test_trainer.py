@@ -144,3 +144,23 @@ def test_dict_batches_and_models_that_return_their_loss(tmp_path):
     trainer = Trainer(WithLoss(), args, Dicts(), Dicts())
     assert trainer.train().global_step == 3
     assert np.isfinite(trainer.evaluate()["eval_loss"])
+
+
+def test_training_loss_is_the_mean_over_every_batch_even_with_no_log_line(tmp_path, digits):
+    train, _ = digits
+    losses = []
+
+    class Recording(Trainer):
+        def compute_loss(self, batch):
+            loss = super().compute_loss(batch)
+            losses.append(float(loss.data))
+            return loss
+
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=32,
+        logging_steps=500, save_strategy="no", disable_tqdm=True,
+    )
+    out = Recording(mlp(), args, train).train()
+    assert len(losses) == 3  # fewer steps than logging_steps: no log line was written
+    assert out.training_loss == pytest.approx(np.mean(losses), rel=1e-12)
+    assert out.metrics["train_loss"] == out.training_loss
