@@ -569,6 +569,18 @@ def erf(x: Tensor) -> Tensor:
 register(OpSpec("erf", erf, np.vectorize(math.erf), unary()))
 
 
+def _sigmoid_pair(ctx, z):
+    """(sigmoid(z), sigmoid(-z)) for a backward formula, both with relative precision in the
+    tails. Under create_graph, where they are differentiated again, both are formed from
+    sigmoid(-|z|): the derivative of a sigmoid near 1, y (1 - y) from its output, cancels."""
+    xp = ctx.xp
+    if not ctx._create_graph:
+        return xp.sigmoid(z), xp.sigmoid(-z)
+    negative = z.data < 0
+    small = xp.sigmoid(xp.where(negative, z, -z))
+    return xp.where(negative, small, 1 - small), xp.where(negative, 1 - small, small)
+
+
 class Gelu(Function):
     @staticmethod
     def forward(ctx, x, approximate):
@@ -583,9 +595,9 @@ class Gelu(Function):
         (x,) = ctx.saved_tensors
         xp = ctx.xp
         if ctx.approximate == "tanh":  # with s = sigmoid(2u): d/dx x s = s + 2 x s (1 - s) u'
-            s = xp.sigmoid(2 * _SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
+            s, complement = _sigmoid_pair(ctx, 2 * _SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
             du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
-            return grad * (s + 2 * x * s * (1 - s) * du)
+            return grad * (s + 2 * x * s * complement * du)
         if not ctx._create_graph:  # arrays: the fused kernel
             return backend.elementwise.gelu_backward(x, grad)
         cdf = 0.5 * (1 + xp.erf(x / _SQRT_2))  # d/dx x Phi(x) = Phi(x) + x phi(x)
@@ -624,7 +636,8 @@ class Silu(Function):
         # 1 + x s(-x) cancels near the gradient's zero at x ~ -1.278: float32 inputs take
         # the factor in float64, so that it keeps its relative precision there
         wide = xp.cast(x, np.float64) if x.dtype == np.float32 else x
-        slope = xp.sigmoid(wide) * (1 + wide * xp.sigmoid(-wide))
+        s, complement = _sigmoid_pair(ctx, wide)
+        slope = s * (1 + wide * complement)
         return grad * xp.cast(slope, x.dtype)
 
 
