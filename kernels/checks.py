@@ -62,15 +62,16 @@ def window_output(
 ) -> int:
     """Output length of a sliding window (convolution or pooling), as PyTorch computes it."""
     span = dilation * (kernel - 1) + 1
-    if span > size + 2 * pad:
-        raise ValueError(
-            f"{name}: kernel size {kernel} (span {span} with dilation {dilation}) is larger than "
-            f"the padded input size {size + 2 * pad}"
-        )
     numerator = size + 2 * pad - span
     out = (-(-numerator // stride) if ceil_mode else numerator // stride) + 1
     if ceil_mode and (out - 1) * stride >= size + pad:
         out -= 1  # the last window must start inside the input or the left padding
+    # ceil_mode keeps a window that runs past the end (PyTorch's rule), even the only one
+    if out < 1 or (span > size + 2 * pad and not ceil_mode):
+        raise ValueError(
+            f"{name}: kernel size {kernel} (span {span} with dilation {dilation}) is larger than "
+            f"the padded input size {size + 2 * pad}"
+        )
     return out
 
 

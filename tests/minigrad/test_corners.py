@@ -417,3 +417,17 @@ def test_second_derivative_in_the_positive_tail_keeps_float32_precision(fn):
     # derivative y (1 - y) cancels) it was off by 5e-7 absolute at x = 5.13 (found by the
     # fuzzer), 1e-5 relative
     np.testing.assert_allclose(h32, h64, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("pool", ["max_pool2d", "avg_pool2d"])
+def test_ceil_mode_keeps_a_single_window_longer_than_the_input(pool):
+    # a 5-wide window on 4 columns: PyTorch's ceil_mode keeps one output that pools the
+    # columns inside (found by the long fuzz run); without ceil_mode it is refused
+    x = leaf(np.arange(16.0).reshape(1, 1, 4, 4))
+    y = getattr(F, pool)(x, 5, stride=2, ceil_mode=True)
+    assert y.shape == (1, 1, 1, 1)
+    expected = 15.0 if pool == "max_pool2d" else np.arange(16.0).sum() / 16
+    assert y.item() == expected
+    assert gradcheck(lambda t: getattr(F, pool)(t, 5, stride=2, ceil_mode=True), (x,))
+    with pytest.raises(ValueError, match="kernel size 5 .* larger than the padded input size 4"):
+        getattr(F, pool)(x, 5, stride=2)
