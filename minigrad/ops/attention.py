@@ -23,23 +23,23 @@ class ScaledDotProductAttention(Function):
     def forward(ctx, q, k, v, *learned_mask, mask, is_causal, scale):
         if learned_mask:
             mask = learned_mask[0]
-        q, k, v = contiguous(q), contiguous(k), contiguous(v)
         d, dv = q.shape[-1], v.shape[-1]
         scale = 1.0 / np.sqrt(d) if scale is None else scale
-        if d != dv:  # the kernel wants one head size: zeros change no score and no output
-            width = max(d, dv)
-            q, k, v = (_pad_last(a, width) for a in (q, k, v))
-        out, lse = backend.attention.attention_forward(q, k, v, mask, is_causal, scale)
-        ctx.save_for_backward(q, k, v, out, lse)
         ctx.params = (mask, is_causal, scale)
         ctx.sizes = (d, dv)
+        out, lse = backend.attention.attention_forward(*_kernel_inputs(q, k, v), *ctx.params)
+        # q, k and v themselves (not the kernel's copies): under create_graph they come back
+        # connected to the graph
+        ctx.save_for_backward(q, k, v, out, lse, *learned_mask)
         return out[..., :dv] if d != dv else out
 
     @staticmethod
     def backward(ctx, grad):
-        ctx.first_order_only("scaled_dot_product_attention")
-        q, k, v, out, lse = ctx.saved_tensors
+        q, k, v, out, lse, *learned_mask = ctx.saved_tensors
+        if ctx._create_graph:
+            return _attention_backward_ops(ctx, q, k, v, learned_mask, grad)
         d, dv = ctx.sizes
+        q, k, v = _kernel_inputs(q, k, v)
         grad = contiguous(grad) if d == dv else _pad_last(grad, q.shape[-1])
         dq, dk, dvv = backend.attention.attention_backward(q, k, v, out, lse, grad, *ctx.params)
         if d != dv:
@@ -48,6 +48,43 @@ class ScaledDotProductAttention(Function):
             return dq, dk, dvv
         dmask = _mask_gradient(ctx.xp, q, k, v, out, lse, grad, ctx.params, ctx.input_shapes[3])
         return dq, dk, dvv, dmask
+
+
+def _kernel_inputs(q, k, v) -> tuple:
+    """q, k, v as the kernel wants them: contiguous, and of one head size (zeros appended to
+    the shorter change no score and no output)."""
+    q, k, v = contiguous(q), contiguous(k), contiguous(v)
+    width = max(q.shape[-1], v.shape[-1])
+    return tuple(_pad_last(a, width) for a in (q, k, v))
+
+
+def _attention_backward_ops(ctx, q, k, v, learned_mask, grad) -> tuple:
+    """The gradients written with minigrad ops, for create_graph (differentiable again): the
+    probabilities P = softmax(Q K^T scale + mask) are formed as (T, S) matrices, and
+    dV = P^T dO, dS = P * (dP - rowsum(dP * P)) with dP = dO V^T, dQ = dS K scale,
+    dK = dS^T Q scale, and d mask = dS summed over the dims the mask was broadcast along."""
+    from minigrad.ops.reduce import softmax
+
+    mask, is_causal, scale = ctx.params
+    scores = (q @ k.mT) * scale
+    if learned_mask:
+        scores = scores + learned_mask[0]
+    elif mask is not None:
+        scores = scores + Tensor._from_array(
+            np.where(mask, 0.0, -np.inf).astype(q.dtype) if mask.dtype == np.bool_ else mask
+        )
+    if is_causal:
+        t, s = scores.shape[-2:]
+        scores = scores + Tensor._from_array(
+            np.where(np.tri(t, s, dtype=bool), 0.0, -np.inf).astype(q.dtype)
+        )
+    p = softmax(scores, -1)
+    dp = grad @ v.mT
+    ds = p * (dp - (dp * p).sum(-1, keepdim=True))
+    grads = (ds @ k * scale, ds.mT @ q * scale, p.mT @ grad)
+    if len(ctx.needs_input_grad) == 3:
+        return grads
+    return grads + (unbroadcast(ctx.xp, ds, ctx.input_shapes[3]),)
 
 
 def _pad_last(a: np.ndarray, width: int) -> np.ndarray:
@@ -152,6 +189,5 @@ register(
                 {"attn_mask": np.array([[True, False, True, True, False]] * 4)},
             ),
         ),
-        second_order=False,
     )
 )

@@ -18,33 +18,101 @@ class Conv2d(Function):
     # x (B, C, H, W), w (O, C/G, KH, KW), optional bias (O,) -> (B, O, OH, OW)
     @staticmethod
     def forward(ctx, x, w, *bias, stride, padding, dilation, groups):
+        # the inputs themselves are saved (not contiguous copies), so that under create_graph
+        # they come back connected to the graph
+        ctx.save_for_backward(x, w)
         x, w = contiguous(x), contiguous(w)
         ctx.params = (stride, padding, dilation, groups)
         b = bias[0] if bias else None
         if ctx.needs_input_grad[1]:
             # keep the im2col columns (up to 16 MB) for the weight gradient: recomputing them
             # was a tenth of a LeNet training step
-            out, cols = backend.conv.conv2d_forward_keeping_columns(x, w, b, *ctx.params)
+            out, ctx.cols = backend.conv.conv2d_forward_keeping_columns(x, w, b, *ctx.params)
         else:
-            out, cols = backend.conv.conv2d_forward(x, w, b, *ctx.params), None
-        ctx.save_for_backward(x, w, cols)
+            out, ctx.cols = backend.conv.conv2d_forward(x, w, b, *ctx.params), None
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        ctx.first_order_only("conv2d")
-        x, w, cols = ctx.saved_tensors
+        x, w = ctx.saved_tensors
+        cols, ctx.cols = ctx.cols, None  # freed with the node's other saved values
         has_bias = len(ctx.needs_input_grad) == 3
+        if ctx._create_graph:  # the gradients as ops of their own, differentiable again
+            dx = _input_grad(ctx.params, grad, w, x.shape) if ctx.needs_input_grad[0] else None
+            dw = _weight_grad(ctx.params, x, grad, w.shape) if ctx.needs_input_grad[1] else None
+            return (dx, dw, grad.sum((0, 2, 3))) if has_bias else (dx, dw)
         need = (
             ctx.needs_input_grad[0],
             ctx.needs_input_grad[1],
             has_bias and ctx.needs_input_grad[2],
         )
         dx, dw, db = backend.conv.conv2d_backward(
-            x, w, contiguous(grad), *ctx.params, need=need, cols=cols
+            contiguous(x), contiguous(w), contiguous(grad), *ctx.params, need=need, cols=cols
         )
         ctx.owned(dx, dw, db)  # the kernels allocate each of them
         return (dx, dw, db) if has_bias else (dx, dw)
+
+
+# Second order. A convolution's two gradients are bilinear: dx = Conv2dInputGrad(dy, w) (a
+# transposed convolution) and dw = Conv2dWeightGrad(x, dy). Their own gradients are made of
+# the same three ops, so they differentiate to any order (h is the incoming gradient):
+#   InputGrad(g, w):  d/dg = conv2d(h, w),     d/dw = WeightGrad(h, g)
+#   WeightGrad(x, g): d/dx = InputGrad(g, h),  d/dg = conv2d(x, h)
+# On arrays the three run the first-order kernels; on Tensors (create_graph) they are ops.
+
+
+def _conv(params, x, w):
+    if isinstance(x, Tensor):
+        return Conv2d.apply(x, w, **dict(zip(("stride", "padding", "dilation", "groups"), params)))
+    return backend.conv.conv2d_forward(contiguous(x), contiguous(w), None, *params)
+
+
+def _input_grad(params, g, w, x_shape):
+    if isinstance(g, Tensor):
+        return Conv2dInputGrad.apply(g, w, x_shape=tuple(x_shape), params=params)
+    shape_only = np.empty(x_shape, g.dtype)  # the kernel reads the input's shape only
+    return backend.conv.conv2d_backward(
+        shape_only, contiguous(w), contiguous(g), *params, need=(True, False, False)
+    )[0]
+
+
+def _weight_grad(params, x, g, w_shape):
+    if isinstance(x, Tensor):
+        return Conv2dWeightGrad.apply(x, g, w_shape=tuple(w_shape), params=params)
+    shape_only = np.empty(w_shape, x.dtype)  # the kernel reads the weight's shape only
+    return backend.conv.conv2d_backward(
+        contiguous(x), shape_only, contiguous(g), *params, need=(False, True, False)
+    )[1]
+
+
+class Conv2dInputGrad(Function):
+    @staticmethod
+    def forward(ctx, g, w, x_shape, params):
+        ctx.params = params
+        ctx.save_for_backward(g, w)
+        return _input_grad(params, g, w, x_shape)
+
+    @staticmethod
+    def backward(ctx, h):
+        g, w = ctx.saved_tensors
+        dg = _conv(ctx.params, h, w) if ctx.needs_input_grad[0] else None
+        dw = _weight_grad(ctx.params, h, g, w.shape) if ctx.needs_input_grad[1] else None
+        return dg, dw
+
+
+class Conv2dWeightGrad(Function):
+    @staticmethod
+    def forward(ctx, x, g, w_shape, params):
+        ctx.params = params
+        ctx.save_for_backward(x, g)
+        return _weight_grad(params, x, g, w_shape)
+
+    @staticmethod
+    def backward(ctx, h):
+        x, g = ctx.saved_tensors
+        dx = _input_grad(ctx.params, g, h, x.shape) if ctx.needs_input_grad[0] else None
+        dg = _conv(ctx.params, x, h) if ctx.needs_input_grad[1] else None
+        return dx, dg
 
 
 def _float_operands(name: str, x: Any, w: Any) -> tuple[Tensor, Tensor]:
@@ -180,7 +248,6 @@ register(
             _conv_sample((1, 2, 4, 4), (2, 2, 2, 2), padding="same"),
             _conv_sample((1, 1, 3, 3), (1, 1, 1, 1)),
         ),
-        second_order=False,
     )
 )
 register(
@@ -197,6 +264,5 @@ register(
             1,
         )[:, :, 0],
         fixed(_conv_sample((2, 3, 7), (4, 3, 3), stride=2, padding=1)),
-        second_order=False,
     )
 )

@@ -123,8 +123,37 @@ class AvgPool2d(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        ctx.first_order_only("avg_pool2d")
-        return backend.pool.avg_pool2d_backward(contiguous(grad), ctx.input_shapes[0], *ctx.params)
+        return _avg_pool_grad(ctx.params, grad, ctx.input_shapes[0])
+
+
+# An average pool is linear, so its gradient is a linear map of the incoming gradient, whose
+# own gradient is the pool again: the pair differentiates to any order. On arrays both run
+# the first-order kernels; on Tensors (create_graph) they are ops.
+_AVG_KEYWORDS = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                 "divisor_override")
+
+
+def _avg_pool(params, h):
+    if isinstance(h, Tensor):
+        return AvgPool2d.apply(h, **dict(zip(_AVG_KEYWORDS, params)))
+    return backend.pool.avg_pool2d_forward(contiguous(h), *params)
+
+
+def _avg_pool_grad(params, g, x_shape):
+    if isinstance(g, Tensor):
+        return AvgPool2dGrad.apply(g, x_shape=tuple(x_shape), params=params)
+    return backend.pool.avg_pool2d_backward(contiguous(g), tuple(x_shape), *params)
+
+
+class AvgPool2dGrad(Function):
+    @staticmethod
+    def forward(ctx, g, x_shape, params):
+        ctx.params = params
+        return _avg_pool_grad(params, g, x_shape)
+
+    @staticmethod
+    def backward(ctx, h):
+        return _avg_pool(ctx.params, h)
 
 
 def avg_pool2d(
@@ -175,12 +204,34 @@ def avg_pool1d(
 class AdaptiveAvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, output_size):
-        return backend.pool.adaptive_avg_pool2d_forward(contiguous(x), output_size)
+        ctx.output_size = output_size
+        return _adaptive_pool(output_size, x)
 
     @staticmethod
     def backward(ctx, grad):
-        ctx.first_order_only("adaptive_avg_pool2d")
-        return backend.pool.adaptive_avg_pool2d_backward(contiguous(grad), ctx.input_shapes[0])
+        return _adaptive_pool_grad(grad, ctx.input_shapes[0])
+
+
+def _adaptive_pool(output_size, h):  # linear too: the same pairing as the average pool
+    if isinstance(h, Tensor):
+        return AdaptiveAvgPool2d.apply(h, output_size=output_size)
+    return backend.pool.adaptive_avg_pool2d_forward(contiguous(h), output_size)
+
+
+def _adaptive_pool_grad(g, x_shape):
+    if isinstance(g, Tensor):
+        return AdaptiveAvgPool2dGrad.apply(g, x_shape=tuple(x_shape))
+    return backend.pool.adaptive_avg_pool2d_backward(contiguous(g), tuple(x_shape))
+
+
+class AdaptiveAvgPool2dGrad(Function):
+    @staticmethod
+    def forward(ctx, g, x_shape):
+        return _adaptive_pool_grad(g, x_shape)
+
+    @staticmethod
+    def backward(ctx, h):
+        return _adaptive_pool(ctx.input_shapes[0][2:], h)
 
 
 def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
@@ -243,7 +294,6 @@ register(
             shapes=[(2, 3, 4, 6)],
             kwargs=({"kernel_size": 2}, {"kernel_size": 3, "stride": 1, "padding": 1}),
         ),
-        second_order=False,
     )
 )
 register(
@@ -252,7 +302,6 @@ register(
         lambda x: avg_pool1d(x, 2),
         lambda x: _np_pool(x[:, :, None], np.mean, (1, 2))[:, :, 0],
         unary(shapes=[(2, 3, 8)]),
-        second_order=False,
     )
 )
 
@@ -275,6 +324,5 @@ register(
         lambda x: adaptive_avg_pool2d(x, (2, 3)),
         lambda x: _np_adaptive(x, (2, 3)),
         unary(shapes=[(2, 3, 5, 7), (1, 1, 2, 2)]),
-        second_order=False,
     )
 )

@@ -22,16 +22,21 @@ class LSTMLayer(Function):
     # x (T, B, I), h0 c0 (B, H), w_ih (4H, I), w_hh (4H, H), bias (4H,) -> hc (2, T, B, H)
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, bias):
-        x, h0, c0, w_ih, w_hh = (contiguous(a) for a in (x, h0, c0, w_ih, w_hh))
-        hc, gates, cells = backend.rnn.lstm_forward(x, h0, c0, w_ih, w_hh, contiguous(bias))
-        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, hc, gates, cells)
+        hc, gates, cells = backend.rnn.lstm_forward(
+            *(contiguous(a) for a in (x, h0, c0, w_ih, w_hh, bias))
+        )
+        # the inputs themselves (under create_graph they come back connected to the graph)
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, bias, hc, gates, cells)
         return hc
 
     @staticmethod
     def backward(ctx, grad):
-        ctx.first_order_only("lstm")
+        x, h0, c0, w_ih, w_hh, bias, hc, gates, cells = ctx.saved_tensors
+        if ctx._create_graph:
+            return _lstm_backward_ops(x, h0, c0, w_ih, w_hh, bias, grad)
+        inputs = (contiguous(a) for a in (x, h0, c0, w_ih, w_hh))
         grads = backend.rnn.lstm_backward(
-            *ctx.saved_tensors, contiguous(grad), need_input=ctx.needs_input_grad[0]
+            *inputs, hc, gates, cells, contiguous(grad), need_input=ctx.needs_input_grad[0]
         )
         ctx.owned(*grads)  # every one a new array
         return grads
@@ -55,18 +60,20 @@ class GRULayer(Function):
     # x (T, B, I), h0 (B, H), w_ih (3H, I), w_hh (3H, H), b_ih b_hh (3H,) -> hs (T, B, H)
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):
-        x, h0, w_ih, w_hh = (contiguous(a) for a in (x, h0, w_ih, w_hh))
         hs, gates, hn = backend.rnn.gru_forward(
-            x, h0, w_ih, w_hh, contiguous(b_ih), contiguous(b_hh)
+            *(contiguous(a) for a in (x, h0, w_ih, w_hh, b_ih, b_hh))
         )
-        ctx.save_for_backward(x, h0, w_ih, w_hh, hs, gates, hn)
+        ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh, hs, gates, hn)
         return hs
 
     @staticmethod
     def backward(ctx, grad):
-        ctx.first_order_only("gru")
+        x, h0, w_ih, w_hh, b_ih, b_hh, hs, gates, hn = ctx.saved_tensors
+        if ctx._create_graph:
+            return _gru_backward_ops(x, h0, w_ih, w_hh, b_ih, b_hh, grad)
+        inputs = (contiguous(a) for a in (x, h0, w_ih, w_hh))
         grads = backend.rnn.gru_backward(
-            *ctx.saved_tensors, contiguous(grad), need_input=ctx.needs_input_grad[0]
+            *inputs, hs, gates, hn, contiguous(grad), need_input=ctx.needs_input_grad[0]
         )
         ctx.owned(*grads)  # every one a new array
         return grads
@@ -85,6 +92,75 @@ def gru_layer(
     require_float(x, "gru_layer")
     rows = w_ih.shape[0]
     return GRULayer.apply(x, h0, w_ih, w_hh, _bias(b_ih, rows, x), _bias(b_hh, rows, x))
+
+
+# -- second order: backpropagation through time written with minigrad ops ----------------
+#
+# Under create_graph the kernels' backward is replaced by the same equations as ops, so that
+# the gradients are differentiable again. The forward is run again first, as ops, because the
+# gates the kernel saved are constants to the graph.
+
+
+def _add(total: Tensor | None, term: Tensor) -> Tensor:
+    return term if total is None else total + term
+
+
+def _lstm_backward_ops(x, h0, c0, w_ih, w_hh, bias, grad) -> tuple:
+    from minigrad.ops.elementwise import sigmoid, tanh
+    from minigrad.ops.movement import cat, chunk, stack
+
+    h, c, steps = h0, c0, []
+    for t in range(x.shape[0]):
+        zi, zf, zg, zo = chunk(x[t] @ w_ih.mT + bias + h @ w_hh.mT, 4, -1)
+        i, f, g, o = sigmoid(zi), sigmoid(zf), tanh(zg), sigmoid(zo)
+        c_new = f * c + i * g
+        tc = tanh(c_new)
+        steps.append((h, c, i, f, g, o, tc))
+        h, c = o * tc, c_new
+    dh_next = dc_next = dw_ih = dw_hh = db = None
+    dxs = []
+    for t in reversed(range(x.shape[0])):
+        h_prev, c_prev, i, f, g, o, tc = steps[t]
+        dh = _add(dh_next, grad[0, t])  # from the output and from step t + 1
+        dc = _add(dc_next, grad[1, t] + dh * o * (1 - tc * tc))
+        dz = cat(
+            [dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g * g),
+             dh * tc * o * (1 - o)],
+            -1,
+        )
+        dxs.append(dz @ w_ih)
+        dh_next, dc_next = dz @ w_hh, dc * f
+        dw_ih, dw_hh = _add(dw_ih, dz.mT @ x[t]), _add(dw_hh, dz.mT @ h_prev)
+        db = _add(db, dz.sum(0))
+    return stack(dxs[::-1]), dh_next, dc_next, dw_ih, dw_hh, db
+
+
+def _gru_backward_ops(x, h0, w_ih, w_hh, b_ih, b_hh, grad) -> tuple:
+    from minigrad.ops.elementwise import sigmoid, tanh
+    from minigrad.ops.movement import cat, chunk, stack
+
+    h, steps = h0, []
+    for t in range(x.shape[0]):
+        xr, xz, xn = chunk(x[t] @ w_ih.mT + b_ih, 3, -1)
+        hr, hz, hn = chunk(h @ w_hh.mT + b_hh, 3, -1)
+        r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+        n = tanh(xn + r * hn)
+        steps.append((h, r, z, n, hn))
+        h = (1 - z) * n + z * h
+    dh_next = dw_ih = dw_hh = db_ih = db_hh = None
+    dxs = []
+    for t in reversed(range(x.shape[0])):
+        h_prev, r, z, n, hn = steps[t]
+        dh = _add(dh_next, grad[t])
+        dn = dh * (1 - z) * (1 - n * n)  # through n's tanh
+        dr = dn * hn * r * (1 - r)
+        dz = dh * (h_prev - n) * z * (1 - z)
+        d_input, d_hidden = cat([dr, dz, dn], -1), cat([dr, dz, dn * r], -1)
+        dxs.append(d_input @ w_ih)
+        dh_next = dh * z + d_hidden @ w_hh
+        dw_ih, dw_hh = _add(dw_ih, d_input.mT @ x[t]), _add(dw_hh, d_hidden.mT @ h_prev)
+        db_ih, db_hh = _add(db_ih, d_input.sum(0)), _add(db_hh, d_hidden.sum(0))
+    return stack(dxs[::-1]), dh_next, dw_ih, dw_hh, db_ih, db_hh
 
 
 # -- references for the registry: the textbook equations, one step at a time ---------------
@@ -135,7 +211,6 @@ register(
         lstm_layer,
         _np_lstm,
         fixed(_rnn_sample(4, 2, 3, 3, 4, True), _rnn_sample(1, 3, 2, 2, 4, True)),
-        second_order=False,
     )
 )
 register(
@@ -144,6 +219,5 @@ register(
         gru_layer,
         _np_gru,
         fixed(_rnn_sample(4, 2, 3, 3, 3, False), _rnn_sample(1, 3, 2, 2, 3, False)),
-        second_order=False,
     )
 )

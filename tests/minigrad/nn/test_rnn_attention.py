@@ -85,13 +85,23 @@ def test_recurrent_input_errors_name_the_layer():
         nn.LSTM(3, 4, proj_size=2)
 
 
-def test_second_order_through_lstm_is_refused_clearly():
+def test_second_order_through_lstm_matches_finite_differences():
     m = nn.LSTM(2, 3).double()
-    x = mg.tensor(np.ones((2, 1, 2)), requires_grad=True)
-    (g,) = mg.autograd.grad(m(x)[0].sum(), [x], create_graph=False)
-    assert g.shape == x.shape
-    with pytest.raises(NotImplementedError, match="lstm: second-order gradients"):
-        mg.autograd.grad(m(x)[0].sum(), [x], create_graph=True)
+    x = mg.tensor(np.linspace(-1, 1, 4).reshape(2, 1, 2), requires_grad=True)
+    (g,) = mg.autograd.grad(m(x)[0].sum(), [x], create_graph=True)
+    (hv,) = mg.autograd.grad((g * g).sum(), [x])  # d/dx |grad|^2 = 2 H grad
+
+    def gradient(values):
+        t = mg.tensor(values, requires_grad=True)
+        return mg.autograd.grad(m(t)[0].sum(), [t])[0].numpy()
+
+    h, numeric = 1e-6, np.zeros(x.shape)
+    for i in np.ndindex(x.shape):
+        e = np.zeros(x.shape)
+        e[i] = h
+        slope = (gradient(x.detach().numpy() + e) - gradient(x.detach().numpy() - e)) / (2 * h)
+        numeric[i] = 2 * (slope * g.detach().numpy()).sum()
+    np.testing.assert_allclose(hv.numpy(), numeric, rtol=1e-6, atol=1e-9)
 
 
 def test_attention_weights_shapes_and_rows_sum_to_one():
