@@ -121,7 +121,10 @@ from minigrad.random import get_rng_state, manual_seed, set_rng_state
 __version__ = "0.1.0"
 clip = clamp
 
-from minigrad import viz  # noqa: E402  (reads the graph; nothing in the core imports it)
+from minigrad import (
+    func,  # noqa: E402  (function transforms over autograd and forward_ad)
+    viz,  # noqa: E402  (reads the graph; nothing in the core imports it)
+)
 from minigrad.viz import explain  # noqa: E402
 
 

@@ -89,6 +89,11 @@ class set_grad_enabled(_GradMode):
         self.mode = bool(mode)
 
 
+# Forward mode (minigrad/forward_ad.py) sets this while a jvp runs: every op then passes
+# its inputs' tangents on to its output. None otherwise, so it costs one test per op.
+forward_hook: Callable | None = None
+
+
 # --------------------------------------------------------------------------------------
 # 2. Function: one differentiable op, and one node of the graph
 # --------------------------------------------------------------------------------------
@@ -253,6 +258,8 @@ class Function:
                 ctx._freeze_saved(inputs, arrays, out, result)
         elif ctx._to_save:
             ctx._to_save = ()
+        if forward_hook is not None:  # forward mode is on (minigrad.func.jvp): the tangent
+            forward_hook(cls, inputs, params, result)  # of the output, from the inputs'
         return result
 
     def _freeze_saved(self, inputs, arrays, out, result) -> None:
