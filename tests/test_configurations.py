@@ -1,6 +1,7 @@
 """The suite's other configurations, run as subprocesses from the one `make test`:
 
-- MINIGRAD_KERNELS=numpy: the op tests pass on the NumPy twins alone;
+- MINIGRAD_KERNELS=numpy: the op tests (forward, first and second derivatives, forward mode)
+  pass on the NumPy twins alone;
 - NUMBA_DISABLE_JIT=1: a small selection of kernels runs as plain Python.
 """
 
@@ -33,6 +34,7 @@ def test_op_tests_pass_on_the_numpy_twins():
             "tests/minigrad/test_functional.py",
             "tests/minigrad/nn/test_layers_gradcheck.py",
             "tests/minigrad/test_corners.py",
+            "tests/minigrad/test_second_order_kernels.py",
         ],
         MINIGRAD_KERNELS="numpy",
     )

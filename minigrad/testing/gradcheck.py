@@ -38,19 +38,28 @@ def _float_outputs(out: Any) -> list[Tensor]:
     return [o for o in _as_tuple(out) if isinstance(o, Tensor) and o.dtype.kind == "f"]
 
 
-def _check_inputs(inputs: Sequence[Any], who: str) -> list[int]:
+def _check_inputs(inputs: Sequence[Any], who: str, float32: bool = False) -> list[int]:
     diff = []
+    allowed = (np.float64, np.float32) if float32 else (np.float64,)
     for i, t in enumerate(inputs):
         if isinstance(t, Tensor) and t.requires_grad:
-            if t.dtype != np.float64:
+            if t.dtype not in allowed:
                 raise ValueError(
                     f"{who}: input {i} is {t.dtype}; finite differences need float64 inputs "
+                    f"{'(or float32 ones, checked against float64) ' if float32 else ''}"
                     "(use .double())"
                 )
             diff.append(i)
     if not diff:
         raise ValueError(f"{who}: no input requires grad, so there is nothing to check")
+    if len({inputs[i].dtype for i in diff}) > 1:
+        raise ValueError(f"{who}: the inputs that require grad must share one dtype")
     return diff
+
+
+# float32 gradients are checked against float64 finite differences: their own rounding
+# (about 1e-7 relative per op, more where an op sums many terms) sets these tolerances.
+FLOAT32_TOLERANCES = {"atol": 1e-4, "rtol": 1e-3}
 
 
 def _evaluate(
@@ -92,8 +101,8 @@ def gradcheck(
     fn: Callable[..., Any],
     inputs: Sequence[Any],
     eps: float = 1e-6,
-    atol: float = 1e-5,
-    rtol: float = 1e-3,
+    atol: float | None = None,
+    rtol: float | None = None,
     mode: str = "full",
     seed: int = 0,
     raise_exception: bool = True,
@@ -101,15 +110,22 @@ def gradcheck(
 ) -> bool:
     """Check the gradients of ``fn`` at ``inputs`` against central finite differences.
 
-    ``inputs`` are the positional arguments of ``fn``; those that are float64 tensors with
+    ``inputs`` are the positional arguments of ``fn``; those that are tensors with
     ``requires_grad=True`` are checked, the rest are held fixed. ``fn`` returns a tensor or a
     tuple (non-float outputs are ignored). An element passes when
-    ``|analytic - numeric| <= atol + rtol * |numeric|``. On failure raises ``GradcheckError``
-    naming the worst element (input, index, output, analytic and numeric values), or returns
-    False if ``raise_exception=False``.
+    ``|analytic - numeric| <= atol + rtol * |numeric|`` (by default atol 1e-5, rtol 1e-3).
+
+    Float64 inputs are the exact check. Float32 inputs check the float32 backward (the
+    kernels' float32 paths) against finite differences taken in float64 at the same values,
+    with ``FLOAT32_TOLERANCES`` by default. On failure raises ``GradcheckError`` naming the
+    worst element (input, index, output, analytic and numeric values), or returns False if
+    ``raise_exception=False``.
     """
     inputs = list(_as_tuple(inputs) if not isinstance(inputs, list) else inputs)
-    diff = _check_inputs(inputs, "gradcheck")
+    diff = _check_inputs(inputs, "gradcheck", float32=True)
+    single = inputs[diff[0]].dtype == np.float32
+    atol = (FLOAT32_TOLERANCES["atol"] if single else 1e-5) if atol is None else atol
+    rtol = (FLOAT32_TOLERANCES["rtol"] if single else 1e-3) if rtol is None else rtol
     base = [inputs[i].data.astype(np.float64) for i in diff]
     f0 = _evaluate(fn, inputs, diff, base)
     rng = np.random.default_rng(seed)

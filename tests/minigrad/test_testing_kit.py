@@ -86,11 +86,55 @@ def test_wrong_second_derivative_is_caught_by_gradgradcheck_only():
     assert gradgradcheck(mg.sin, [x])
 
 
-def test_gradcheck_demands_float64():
+def test_gradcheck_takes_float64_or_float32_and_gradgradcheck_float64():
     with pytest.raises(ValueError, match="float64"):
-        gradcheck(mg.sin, [mg.tensor([1.0], requires_grad=True)])
+        gradcheck(mg.sin, [mg.tensor([1.0], dtype=mg.float16, requires_grad=True)])
+    with pytest.raises(ValueError, match="float64"):
+        gradgradcheck(mg.sin, [mg.tensor([1.0], requires_grad=True)])
     with pytest.raises(ValueError, match="no input requires grad"):
         gradcheck(mg.sin, [mg.tensor([1.0], dtype=mg.float64)])
+
+
+def test_float32_gradcheck_checks_the_float32_backward_against_float64_differences():
+    x = mg.tensor(np.random.default_rng(0).uniform(-1, 1, 5).astype(np.float32),
+                  requires_grad=True)
+    assert gradcheck(lambda t: (t.sin() * t).sum(), [x])
+    with pytest.raises(GradcheckError, match=r"input 0 \(shape \(5,\)\) at index \(2,\)"):
+        gradcheck(WrongSin.apply, [x])
+
+
+class Cube(Function):
+    """x^3, with a backward that is right or wrong."""
+
+    wrong = False
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * (3.3 if Cube.wrong else 3.0) * x * x
+
+
+def test_check_op_runs_every_check_on_a_users_op_and_catches_a_wrong_backward():
+    from minigrad.ops.spec import OpSpec, unary
+    from minigrad.testing import check_op
+
+    spec = OpSpec("user_cube", Cube.apply, lambda x: x**3, unary())
+    check_op(spec, draws=5)  # forward, float32, gradients, jvp, vmap, drawn samples
+    Cube.wrong = True
+    try:
+        with pytest.raises(GradcheckError):
+            check_op(spec, checks=["gradcheck"])
+        with pytest.raises(AssertionError, match="user_cube jvp"):
+            check_op(spec, checks=["jvp"])  # its JVP comes from the backward too
+    finally:
+        Cube.wrong = False
+    with pytest.raises(ValueError, match=r"unknown checks \['speed'\]"):
+        check_op(spec, checks=["speed"])
 
 
 def test_gradcheck_with_several_inputs_and_outputs_and_constants():
