@@ -92,6 +92,8 @@ class set_grad_enabled(_GradMode):
 # Forward mode (minigrad/forward_ad.py) sets this while a jvp runs: every op then passes
 # its inputs' tangents on to its output. None otherwise, so it costs one test per op.
 forward_hook: Callable | None = None
+# minigrad/batching.py sets this inside vmap: ops with batched inputs run batched.
+batch_hook: Callable | None = None
 
 
 # --------------------------------------------------------------------------------------
@@ -228,6 +230,10 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         """Run ``forward`` on the inputs' arrays; record a node when a gradient is needed."""
+        if batch_hook is not None:  # inside minigrad.func.vmap: batched inputs run batched
+            out = batch_hook(cls, inputs, params)
+            if out is not NotImplemented:
+                return out
         ctx = cls()
         arrays = [t.data for t in inputs]
         record = False

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad import autograd, forward_ad
+from minigrad import autograd, batching, forward_ad
 from minigrad.nn.utils import functional_call
 from minigrad.tensor import Tensor
 
@@ -68,21 +68,40 @@ def _differentiable(x: Any, who: str) -> Tensor:
     requires grad (an outer transform's input), else a new leaf sharing its data."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{who}: the differentiated arguments must be Tensors, got {type(x)}")
-    if x.data.dtype.kind != "f":
+    if x.dtype.kind != "f":
         raise TypeError(f"{who}: can only differentiate floating-point tensors, got {x.dtype}")
+    if batching.batch_size is not None:  # inside vmap: one leaf row per sample
+        with batching.physical():
+            rows = x.data if batching.is_batched(x) else np.repeat(
+                x.data[None], batching.batch_size, 0
+            )
+            return batching.batched(Tensor._from_array(rows).requires_grad_())
     if x.requires_grad and _nested():
         return x
     return Tensor._from_array(x.data).requires_grad_()
 
 
+def _grads(value: Tensor, inputs: list, create_graph: bool) -> tuple:
+    """autograd.grad of ``value``. Inside vmap, once for the whole batch: each sample's value
+    depends on its own rows only, so one backward pass gives every sample's gradient."""
+    if not batching.is_batched(value):
+        return autograd.grad(value, inputs, create_graph=create_graph, allow_unused=True)
+    with batching.physical():
+        ones = Tensor._from_array(np.ones_like(value.data))
+        grads = autograd.grad(value, inputs, ones, create_graph=create_graph, allow_unused=True)
+    return tuple(None if g is None else batching.batched(g) for g in grads)
+
+
 def _finish(t: Tensor | None, like: Tensor) -> Tensor:
     if t is None:
-        t = Tensor._from_array(np.zeros_like(like.data))
+        with batching.physical():
+            t = Tensor._from_array(np.zeros_like(like.data))
+        return batching.batched(t) if batching.is_batched(like) else t
     return t if _nested() else t.detach()
 
 
 def _scalar(out: Any, who: str) -> Tensor:
-    if not isinstance(out, Tensor) or out.data.size != 1:
+    if not isinstance(out, Tensor) or out.numel() != 1:
         shape = out.shape if isinstance(out, Tensor) else type(out).__name__
         raise RuntimeError(f"{who}: the function must return a scalar tensor, got {shape}")
     return out
@@ -109,9 +128,11 @@ def grad_and_value(
                 out = func(*args, **kwargs)
                 value, aux = out if has_aux else (out, None)
                 value = _scalar(value, "grad")
-                grads = autograd.grad(
-                    value, [args[a] for a in nums], create_graph=_nested(), allow_unused=True
-                ) if value.requires_grad else (None,) * len(nums)
+                grads = (
+                    _grads(value, [args[a] for a in nums], _nested())
+                    if value.requires_grad
+                    else (None,) * len(nums)
+                )
             grads = tuple(_finish(g, args[a]) for g, a in zip(grads, nums))
             result = grads[0] if isinstance(argnums, int) else grads
             value = value if _nested() else value.detach()
@@ -276,16 +297,16 @@ _noted: set = set()
 def vmap(
     func: Callable, in_dims: int | None | Sequence[int | None] = 0, out_dims: int = 0
 ) -> Callable:
-    """``func`` mapped over a batch dimension of its inputs (``torch.func.vmap``):
-    ``in_dims`` gives each argument's batch dim (None: not batched), ``out_dims`` the
-    output's. It calls ``func`` once per sample and stacks the results, which is exact for
-    any function (and nests); the first call says so once on stderr, since a batched rule
-    per op would run it in one call."""
+    """``func``, written for one sample, mapped over a batch dim of its inputs
+    (``torch.func.vmap``): ``in_dims`` gives each argument's batch dim (None: the same for
+    every sample), ``out_dims`` the outputs'. Ops with a batching rule run once on the whole
+    batch, the others once per sample (minigrad/batching.py). A function that reads a
+    batched tensor's array, or a vmap inside a vmap, runs once per sample instead; either
+    way a line on stderr says so, once. Gradients flow through it, and ``vmap(grad(f))``
+    gives per-sample gradients."""
 
     @functools.wraps(func)
     def wrapper(*args: Any) -> Any:
-        from minigrad.ops.movement import stack
-
         dims = (in_dims,) * len(args) if not isinstance(in_dims, (tuple, list)) else in_dims
         if len(dims) != len(args):
             raise ValueError(f"vmap: in_dims {in_dims!r} for {len(args)} arguments")
@@ -298,16 +319,57 @@ def vmap(
                 if sizes else "vmap: at least one argument must be batched (in_dims not None)"
             )
         (n,) = sizes
-        key = getattr(func, "__qualname__", repr(func))
-        if key not in _noted:
-            _noted.add(key)
-            print(f"minigrad.func.vmap: {key} runs once per sample ({n} calls)", file=sys.stderr)
-        outs = []
-        for i in range(n):
-            sample = [a if d is None else a[(slice(None),) * d + (i,)] for a, d in zip(args, dims)]
-            outs.append(func(*sample))
-        if isinstance(outs[0], tuple):
-            return tuple(stack([o[k] for o in outs], out_dims) for k in range(len(outs[0])))
-        return stack(outs, out_dims)
+        try:
+            return _batched_call(func, args, dims, n, out_dims)
+        except batching.Unbatchable as why:
+            key = getattr(func, "__qualname__", repr(func))
+            if key not in _noted:
+                _noted.add(key)
+                print(f"minigrad.func.vmap: {key} runs once per sample ({why})", file=sys.stderr)
+            return _looped_call(func, args, dims, n, out_dims)
 
     return wrapper
+
+
+def _batched_call(func, args, dims, n, out_dims):
+    inputs = [
+        a if d is None or not isinstance(a, Tensor) else batching.batched(movedim(a, d, 0))
+        for a, d in zip(args, dims)
+    ]
+    with batching.batch_level(n):
+        out = func(*inputs)
+    outs = out if isinstance(out, tuple) else (out,)
+    results = []
+    with batching.physical():
+        for o in outs:
+            if not isinstance(o, Tensor):
+                raise TypeError(f"vmap: the function must return Tensors, got {type(o).__name__}")
+            if batching.is_batched(o):
+                o = batching.unbatched(o)
+            else:  # the same for every sample
+                o = o.unsqueeze(0).expand(n, *o.shape)
+            results.append(movedim(o, 0, out_dims) if out_dims else o)
+    return tuple(results) if isinstance(out, tuple) else results[0]
+
+
+def _looped_call(func, args, dims, n, out_dims):
+    from minigrad.ops.movement import stack
+
+    outs = []
+    for i in range(n):
+        outs.append(func(*[
+            a if d is None or not isinstance(a, Tensor) else a[(slice(None),) * d + (i,)]
+            for a, d in zip(args, dims)
+        ]))
+    if isinstance(outs[0], tuple):
+        return tuple(stack([o[k] for o in outs], out_dims) for k in range(len(outs[0])))
+    return stack(outs, out_dims)
+
+
+def movedim(t: Tensor, source: int, destination: int) -> Tensor:
+    """``t`` with dim ``source`` moved to ``destination``: always a new tensor (a view)."""
+    from minigrad.ops.movement import Permute
+
+    order = list(range(t.ndim))
+    order.insert(destination % t.ndim, order.pop(source % t.ndim))
+    return Permute.apply(t, dims=tuple(order))

@@ -40,15 +40,15 @@ def operands(a: Any, b: Any) -> tuple[Tensor, Tensor]:
     if not isinstance(a, Tensor):
         a_is_number = _is_number(a)
         a = as_tensor(a, like=b)
-        weak = a.data.dtype if a_is_number else None
+        weak = a.dtype if a_is_number else None
     elif not isinstance(b, Tensor):
         b_is_number = _is_number(b)
         b = as_tensor(b, like=a)
-        weak = b.data.dtype if b_is_number else None
-    if a.data.dtype != b.data.dtype:
+        weak = b.dtype if b_is_number else None
+    if a.dtype != b.dtype:
         from minigrad.ops.elementwise import cast
 
-        dt = weak if weak is not None else np.promote_types(a.data.dtype, b.data.dtype)
+        dt = weak if weak is not None else np.promote_types(a.dtype, b.dtype)
         a, b = cast(a, dt), cast(b, dt)
     return a, b
 

@@ -156,7 +156,7 @@ def _cross_entropy_probabilities(input, target, w, reduction, smoothing):
         logp = logp * Tensor._from_array(w.reshape((c,) + (1,) * (input.ndim - 2)))
     losses = -sum(p * logp, 1 if input.ndim > 1 else 0)
     # 'mean' divides by the number of rows (PyTorch ignores weights here)
-    return _reduce("cross_entropy", losses, float(losses.data.size), reduction, losses.shape)
+    return _reduce("cross_entropy", losses, float(losses.numel()), reduction, losses.shape)
 
 
 def nll_loss(

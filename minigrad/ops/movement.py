@@ -35,12 +35,12 @@ def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
     known = math.prod(n for n in shape if n != -1)
     if shape.count(-1) > 1 or any(n < -1 for n in shape):
         raise ValueError(f"reshape: invalid shape {shape}")
-    if (shape.count(-1) == 0 and known != x.data.size) or (
-        shape.count(-1) == 1 and (known == 0 or x.data.size % known)
+    if (shape.count(-1) == 0 and known != x.numel()) or (
+        shape.count(-1) == 1 and (known == 0 or x.numel() % known)
     ):
         raise ValueError(
             f"reshape: shape {shape} is invalid for input of shape {x.shape} "
-            f"({x.data.size} elements)"
+            f"({x.numel()} elements)"
         )
     if shape == x.shape:
         return x

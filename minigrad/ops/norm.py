@@ -70,7 +70,7 @@ def layer_norm(
             f"layer_norm: input of shape {input.shape} does not end in normalized_shape {shape}"
         )
     d = math.prod(shape)
-    inputs = [reshape(input, (-1, d)) if input.data.size else reshape(input, (0, d))]
+    inputs = [reshape(input, (-1, d)) if input.numel() else reshape(input, (0, d))]
     for label, p in (("weight", weight), ("bias", bias)):
         if p is not None:
             p = operands(as_tensor(p, like=input), input)[0]

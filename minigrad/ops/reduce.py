@@ -293,7 +293,7 @@ class Softmax(Function):
 
 def softmax(x: Tensor, dim: int) -> Tensor:
     """exp(x) / sum(exp(x), dim), stable for large values."""
-    if x.data.size == 0:
+    if x.numel() == 0:
         return Tensor._from_array(x.data.copy())
     return Softmax.apply(promote_to_float(x), dim=normalize_dim(dim, x.ndim, "softmax"))
 
@@ -316,7 +316,7 @@ class LogSoftmax(Function):
 
 def log_softmax(x: Tensor, dim: int) -> Tensor:
     """x - logsumexp(x, dim): log-probabilities, stable for large values."""
-    if x.data.size == 0:
+    if x.numel() == 0:
         return Tensor._from_array(x.data.copy())
     return LogSoftmax.apply(promote_to_float(x), dim=normalize_dim(dim, x.ndim, "log_softmax"))
 
