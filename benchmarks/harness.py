@@ -41,13 +41,59 @@ def torch_or_none(threads: int = 1):
 
 
 def machine() -> dict[str, Any]:
+    """Where a figure was measured: the CPU (model, vector ISA, cores), the thread counts of
+    minigrad (Numba and BLAS) and PyTorch, and the library versions."""
+    import numba
     import numpy
 
-    info = {"python": platform.python_version(), "numpy": numpy.__version__, "cpus": os.cpu_count()}
-    torch = torch_or_none()
+    import minigrad
+
+    cpu = minigrad.backend.cpu_info()
+    info: dict[str, Any] = {
+        "cpu": cpu["model"],
+        "vector_isa": cpu["vector_isa"],
+        "llvm_cpu": cpu["llvm_cpu"],
+        "cores": cpu["cores"],
+        "threads": minigrad.get_num_threads(),
+        "minigrad": minigrad.__version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "numba": numba.__version__,
+        "blas": [
+            f"{b.get('internal_api')} {b.get('version')}" for b in minigrad.backend.blas_info()
+        ],
+    }
+    try:  # as it is: a report must not change the thread count it reports
+        import torch
+    except ImportError:
+        torch = None
     if torch is not None:
         info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
     return info
+
+
+def describe(info: dict[str, Any]) -> str:
+    """``machine()`` as the line every benchmark prints first."""
+    torch = ""
+    if "torch" in info:
+        torch = f", PyTorch {info['torch']} ({info['torch_threads']} thread(s))"
+    return (
+        f"{info['cpu']} ({info['vector_isa']}, LLVM {info['llvm_cpu']}), "
+        f"{info['cores']} cores; "
+        f"minigrad {info['minigrad']} with {info['threads']} thread(s), NumPy {info['numpy']}, "
+        f"Numba {info['numba']}, Python {info['python']}{torch}"
+    )
+
+
+def results_dir() -> Path:
+    """Where the JSON results go: ``$MINIGRAD_BENCH_OUT`` (``minigrad bench --out DIR`` sets
+    it), else the user's cache directory, never the source tree."""
+    chosen = os.environ.get("MINIGRAD_BENCH_OUT")
+    if chosen:
+        return Path(chosen).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "minigrad" / "benchmarks"
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -67,9 +113,12 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def write_json(name: str, payload: dict[str, Any]) -> Path:
-    """Write results to benchmarks/results/<name>.json atomically (temporary file, rename)."""
-    out = Path(__file__).resolve().parent / "results" / f"{name}.json"
-    out.parent.mkdir(exist_ok=True)
+    """Write results to ``results_dir()/<name>.json`` atomically (temporary file, rename),
+    with the machine they were measured on, which is also printed."""
+    payload = {**payload, "machine": {**machine(), **payload.get("machine", {})}}
+    print(describe(payload["machine"]))
+    out = results_dir() / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2))
     os.replace(tmp, out)

@@ -12,7 +12,8 @@ count (minigrad.set_num_threads sets Numba and BLAS; torch.set_num_threads the s
 Figures are medians of --repeats loops; ratios compare times within this one run. GFLOP/s is
 given where the work is counted in flops, with the percentage of the BLAS peak (sgemm
 1024^3 measured in the same run at the same thread count). Results go to
-benchmarks/results/kernels.json. Each ratio is printed beside its target.
+kernels.json in the results folder (benchmarks/harness.py: results_dir). Each ratio is
+printed beside its target.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class Case:
     shape: str
     fns: dict[str, dict[str, Callable[[], Any]]] = field(default_factory=dict)
     flops: dict[str, float] = field(default_factory=dict)
-    target: float | None = None  # issue's bound on minigrad/torch for fwd+bwd
+    target: float | None = None  # the bound set for minigrad/torch, fwd+bwd
+    algorithm: Callable[[], str] | None = None  # the path the kernel takes, asked at run time
 
 
 def _mg_step(fn: Callable[..., mg.Tensor], arrays: list[np.ndarray], grads: list[bool]) -> dict:
@@ -105,6 +107,7 @@ def _conv_case(torch, b: int, c: int, h: int, o: int) -> Case:
     case = Case("conv2d 3x3 pad 1", f"({b},{c},{h},{h})->{o}", target=1.0)
     flops = 2.0 * b * o * c * 9 * h * h
     case.flops = {"fwd": flops, "fwd+bwd": 3 * flops}
+    case.algorithm = lambda: conv.conv2d_algorithm(x, w, 1, 1)
 
     def kernel_pair(module):
         return {
@@ -228,6 +231,8 @@ def run_case(case: Case, repeats: int) -> list[dict]:
                 number = max(1, int(0.05 / max(single, 1e-6)))  # ~50 ms per repeat
                 times[impl] = time_call(f, number, repeats, warmup=1)
         row = {"kernel": case.kernel, "shape": case.shape, "mode": mode}
+        if case.algorithm is not None:
+            row["algorithm"] = case.algorithm()
         row.update({f"{k} ms": v * 1e3 for k, v in times.items()})
         if "torch" in times:
             row["minigrad/torch"] = times["minigrad"] / times["torch"]
@@ -420,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             "kernel",
             "shape",
             "mode",
+            "algorithm",
             "numba ms",
             "twin ms",
             "minigrad ms",

@@ -62,8 +62,17 @@ def cases(names: list[str], torch):
             x.grad = None
             _first(m(x)).sum().backward()
 
-        out[name] = {"minigrad": mg_step, "torch": torch_step}
+        out[name] = {"minigrad": mg_step, "torch": torch_step, "algorithm": _algorithm(name, x)}
     return out
+
+
+def _algorithm(name: str, x: np.ndarray) -> str:
+    """The path the layer's kernel takes on this input, at the threads set."""
+    if name == "lstm":
+        return "LSTM: " + mg.backend.rnn.rnn_algorithm(x, np.zeros((512, 128), x.dtype))
+    if name == "gru":
+        return "GRU: steps on BLAS"
+    return "attention: blocked, causal strips"
 
 
 def main() -> None:
@@ -84,9 +93,12 @@ def main() -> None:
             t_mg.append(time_call(fns["minigrad"], 1, max(1, args.repeats // 3)))
             t_torch.append(time_call(fns["torch"], 1, max(1, args.repeats // 3)))
         ms, ts = float(np.median(t_mg)) * 1e3, float(np.median(t_torch)) * 1e3
-        rows.append({"case": name, "minigrad ms": ms, "torch ms": ts, "ratio": ms / ts})
+        rows.append(
+            {"case": name, "algorithm": fns["algorithm"], "minigrad ms": ms, "torch ms": ts,
+             "ratio": ms / ts}
+        )
     print(f"threads={args.threads}, float32, forward + backward, median of {args.repeats}")
-    print(table(rows, ["case", "minigrad ms", "torch ms", "ratio"]))
+    print(table(rows, ["case", "algorithm", "minigrad ms", "torch ms", "ratio"]))
     path = write_json(f"layers-{args.threads}t", {"machine": machine(), "rows": rows})
     print(f"written to {path}")
 

@@ -173,12 +173,12 @@ def conv2d_forward_keeping_columns(
     if bias is not None and bias.shape != (o,):
         raise ValueError(f"conv2d: bias of shape {bias.shape} does not match {o} output channels")
     b = x.shape[0]
-    pads = _sliver_pads(x, w, k, s, p, d, groups, (oh, ow))
-    if pads is not None:
+    route, pads = _route(x, w, k, s, p, d, groups, (oh, ow))
+    if route == "batch slivers":
         # kept for the weight gradient: x in the channels-inner sliver layout, not im2col's
         kept = conv_slivers.sliver_shape(x, pads, k, channels_inner=True)
         return conv_slivers.forward(x, w, bias, pads, np.prod(kept) * x.itemsize <= max_bytes)
-    if x.size and conv_winograd.applies(k, s, d, groups, x.shape[1], o, ow):
+    if route == "Winograd":
         return conv_winograd.forward(x, w, bias, p, (oh, ow)), None
     cols = im2col(x, k, s, p, d, groups, (oh, ow))
     wg = w.reshape(groups, o // groups, -1)
@@ -190,6 +190,26 @@ def conv2d_forward_keeping_columns(
             out_t.reshape(o, b, oh * ow), zero if bias is None else bias, out.reshape(b, o, -1)
         )
     return out, (cols if cols.nbytes <= max_bytes else None)
+
+
+def conv2d_algorithm(x, w, stride=1, padding=0, dilation=1, groups=1):
+    """Which algorithm conv2d_forward and conv2d_backward take for these arrays: "batch
+    slivers" (kernels/conv_slivers.py, Winograd inside for 3x3), "Winograd"
+    (kernels/conv_winograd.py) or "im2col" (im2col and one GEMM per group)."""
+    k, s, p, d, out_hw = checks.conv_geometry("conv2d", x, w, stride, padding, dilation, groups)
+    return _route(x, w, k, s, p, d, groups, out_hw)[0]
+
+
+def _route(x, w, kernel_hw, stride_hw, pad_tl, dilation_hw, groups, out_hw):
+    """(algorithm, the sliver path's padding or None): the one decision forward, backward
+    and conv2d_algorithm share."""
+    pads = _sliver_pads(x, w, kernel_hw, stride_hw, pad_tl, dilation_hw, groups, out_hw)
+    if pads is not None:
+        return "batch slivers", pads
+    c, o, ow = x.shape[1], w.shape[0], out_hw[1]
+    if x.size and conv_winograd.applies(kernel_hw, stride_hw, dilation_hw, groups, c, o, ow):
+        return "Winograd", None
+    return "im2col", None
 
 
 def _sliver_pads(x, w, kernel_hw, stride_hw, pad_tl, dilation_hw, groups, out_hw):
@@ -239,13 +259,13 @@ def conv2d_backward(
         x, w, dout, stride, padding, dilation, groups
     )
     b, o = x.shape[0], w.shape[0]
-    pads = _sliver_pads(x, w, k, s, p, d, groups, (oh, ow))
-    if pads is not None:
+    route, pads = _route(x, w, k, s, p, d, groups, (oh, ow))
+    if route == "batch slivers":
         kept = conv_slivers.sliver_shape(x, pads, k, channels_inner=True)
         if cols is None or cols.shape != kept:  # not that layout: computed again
             cols = None
         return conv_slivers.backward(x, w, dout, pads, need, cols)
-    if x.size and conv_winograd.applies(k, s, d, groups, x.shape[1], o, ow):
+    if route == "Winograd":
         dx, dw = conv_winograd.backward(x, w, dout, p, (oh, ow), need)
         return dx, dw, dout.sum(axis=(0, 2, 3)) if need[2] else None
     # dY_g: (G, O/G, B*OH*OW), the layout of the forward product's output; dbias on the way

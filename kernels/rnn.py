@@ -510,6 +510,12 @@ def by_slivers(batch, dtype):
     return s == 0 or batch >= fill * nr * threads * -(-s // threads)
 
 
+def rnn_algorithm(x, w_hh):
+    """How an LSTM layer over x (T, B, I) runs: "batch slivers" (the fused kernels above) or
+    "steps on BLAS" (see by_slivers; the GRU always runs by steps)."""
+    return "batch slivers" if by_slivers(x.shape[1], x.dtype) else "steps on BLAS"
+
+
 def lstm_forward(x, h0, c0, w_ih, w_hh, bias=None):
     """LSTM layer over T steps. Returns hc (2, T, B, H) (every h, every c), and gates and
     cells, saved for the backward: by batch sliver, gates (T, S, 4H', NR) and cells

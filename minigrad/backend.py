@@ -84,3 +84,60 @@ def blas_info() -> list[dict]:
         for info in threadpool_info()
         if info.get("user_api") == "blas"
     ]
+
+
+def cpu_info() -> dict:
+    """What this machine computes with, for benchmark reports: the CPU's model name, its
+    architecture, LLVM's name for it (what Numba compiles for), the widest vector ISA among
+    its features, the features that matter for the kernels, and the core count."""
+    import os
+    import platform
+
+    import llvmlite.binding as llvm
+
+    features = {k for k, on in llvm.get_host_cpu_features().items() if on}
+    arch = platform.machine()
+    if "avx512f" in features:
+        isa = "AVX-512"
+    elif "avx2" in features:
+        isa = "AVX2"
+    elif "avx" in features:
+        isa = "AVX"
+    elif "sve" in features:
+        isa = "SVE"
+    elif "neon" in features or arch in ("arm64", "aarch64"):
+        isa = "NEON"
+    else:
+        isa = "SSE" if any(f.startswith("sse") for f in features) else "scalar"
+    shown = ("avx512f", "avx512bw", "avx512vl", "avx512bf16", "amx-tile", "avx2", "fma",
+             "neon", "sve", "sve2")
+    return {
+        "model": _cpu_model() or llvm.get_host_cpu_name(),
+        "architecture": arch,
+        "llvm_cpu": llvm.get_host_cpu_name(),
+        "vector_isa": isa,
+        "features": sorted(f for f in features if f in shown),
+        "cores": os.cpu_count(),
+    }
+
+
+def _cpu_model() -> str | None:
+    """The CPU's marketing name: /proc/cpuinfo on Linux, sysctl on macOS; None if unknown."""
+    import subprocess
+    import sys
+
+    try:
+        if sys.platform == "darwin":
+            out = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                timeout=5,
+            )
+            return out.stdout.strip() or None
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return None
+

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -200,9 +201,12 @@ def cmd_bench(args) -> int:
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         return _fail(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
+    env = dict(os.environ)
+    if args.out:  # else benchmarks/harness.py's default, the user's cache directory
+        env["MINIGRAD_BENCH_OUT"] = os.path.abspath(os.path.expanduser(args.out))
     for name in names:
         # benchmarks/ is installed with the command, so this works from any directory
-        code = subprocess.call([sys.executable, "-m", f"benchmarks.{name}"])
+        code = subprocess.call([sys.executable, "-m", f"benchmarks.{name}"], env=env)
         if code:
             return code
     return 0
@@ -296,6 +300,11 @@ def parser() -> argparse.ArgumentParser:
     xp.set_defaults(fn=cmd_explain_prediction)
     b = sub.add_parser("bench", help="run the benchmarks")
     b.add_argument("names", nargs="*")
+    b.add_argument(
+        "--out",
+        help="the folder for the JSON results (default ~/.cache/minigrad/benchmarks, or "
+        "$XDG_CACHE_HOME/minigrad/benchmarks)",
+    )
     b.set_defaults(fn=cmd_bench)
     return p
 

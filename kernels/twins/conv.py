@@ -59,6 +59,12 @@ def col2im(dcols, x_shape, kernel_hw, stride_hw, pad_tl, dilation_hw, out_hw):
     return dxp[:, :, pads[0] : pads[0] + h, pads[2] : pads[2] + w]
 
 
+def conv2d_algorithm(x, w, stride=1, padding=0, dilation=1, groups=1):
+    """The twin's one algorithm: im2col and a NumPy matmul."""
+    checks.conv_geometry("conv2d", x, w, stride, padding, dilation, groups)
+    return "im2col (NumPy twin)"
+
+
 def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1):
     checks.floats("conv2d", input=x, weight=w, bias=bias)
     k, s, p, d, (oh, ow) = checks.conv_geometry("conv2d", x, w, stride, padding, dilation, groups)

@@ -55,6 +55,11 @@ def _sigmoid(v):
     return 0.5 * (1 + np.tanh(0.5 * v))
 
 
+def rnn_algorithm(x, w_hh):
+    """The twin's one way: step by step, NumPy matmuls."""
+    return "steps (NumPy twin)"
+
+
 def lstm_forward(x, h0, c0, w_ih, w_hh, bias=None):
     dtype, t, b, h = checks.rnn_layer("lstm_forward", 4, x, h0, w_ih, w_hh, c0=c0, biases=(bias,))
     hc = np.empty((2, t, b, h), dtype)
