@@ -19,6 +19,8 @@ tangents and applies the op's JVP rule from ``RULES``:
   ``op(ta, b) + op(a, tb)``;
 - **elementwise ops of one input** (exp, tanh, gelu, ...): their Jacobian is diagonal, so
   the JVP is the backward formula applied to the tangent;
+- **a Function's own** ``jvp(primals, tangents, **params)``, when it defines one (the way
+  a user's op gives its rule);
 - **every other op** (softmax, layer_norm, attention, LSTM, ...): by transposing the
   backward, ``J t = d/du <J^T u, t>``: the op is differentiated twice, in reverse, at u = 0.
   Every op supports ``create_graph``, so every op has this rule; it costs about three
@@ -84,7 +86,7 @@ def propagate(cls: type, inputs: tuple, params: dict, result: Tensor) -> None:
         return
     autograd.forward_hook = None  # the rule's own ops carry no tangents
     try:
-        rule = RULES.get(cls, _transposed_backward)
+        rule = RULES.get(cls) or (_own_rule if hasattr(cls, "jvp") else _transposed_backward)
         tangent = rule(cls, inputs, tangents, params)
     finally:
         autograd.forward_hook = propagate
@@ -163,6 +165,13 @@ def _transposed_backward(cls, inputs, tangents, params):
             total = total + term
         (jt,) = autograd.grad(total, [u], allow_unused=True)
     return jt if jt is not None else Tensor._from_array(np.zeros_like(y.data))
+
+
+def _own_rule(cls, inputs, tangents, params):
+    """A Function's own rule, ``jvp(primals, tangents, **params)``: the primal inputs and
+    their tangents as Tensors (None where an input has none), returning the output's
+    tangent, written with minigrad's ops."""
+    return cls.jvp(list(inputs), list(tangents), **params)
 
 
 def _refuse_in_place(cls, inputs, tangents, params):

@@ -227,3 +227,30 @@ def test_nested_vmap_and_dims():
     mine = mf.vmap(mf.vmap(fm, in_dims=(0, None)), in_dims=(1, None), out_dims=1)(*ms)
     theirs = tf.vmap(tf.vmap(ft, in_dims=(0, None)), in_dims=(1, None), out_dims=1)(*ts)
     close(mine, theirs)
+
+
+def test_a_users_op_gives_its_own_jvp_rule_or_gets_one_from_its_backward():
+    class Cube(mg.autograd.Function):
+        calls = 0
+
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x**3
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return grad * 3 * x * x
+
+    class CubeWithRule(Cube):
+        @staticmethod
+        def jvp(primals, tangents):
+            CubeWithRule.calls += 1
+            return 3 * primals[0] * primals[0] * tangents[0]
+
+    x, v = mg.tensor(normal(4)), mg.tensor(normal(4))
+    for op in (Cube, CubeWithRule):
+        _, tangent = mf.jvp(op.apply, [x], [v])
+        np.testing.assert_allclose(tangent.numpy(), 3 * x.numpy() ** 2 * v.numpy())
+    assert CubeWithRule.calls == 1
