@@ -26,7 +26,7 @@ from pathlib import Path
 # minigrad before anything imports NumPy: it sets OPENBLAS_THREAD_TIMEOUT (minigrad/__init__.py)
 import minigrad  # noqa: F401  isort: skip
 
-BENCHMARKS = ("overhead", "kernels", "layers", "training", "data")
+BENCHMARKS = ("overhead", "kernels", "layers", "training", "data", "distributed")
 
 
 def _fail(message: str) -> int:
@@ -79,8 +79,11 @@ def cmd_train(args) -> int:
         if not start:
             raise
         return _fail(str(e))
+    from minigrad import distributed
     from models.runs import figures_of, written_files
 
+    if not distributed.is_main():  # data parallel under mpiexec: rank 0 reports
+        return 0
     figures = ", ".join(f"{k} {v:.4g}" for k, v in figures_of(report).items())
     print(f"\n{args.recipe}: {figures}  ({report['seconds']:.0f} s)")
     print(f"reference: {report['reference']}")
@@ -106,6 +109,10 @@ def _train_seeds(args, out: str, start: dict) -> int:
     except ValueError as e:
         return _fail(str(e))
 
+    from minigrad import distributed
+
+    main = distributed.is_main()  # under mpiexec: one seed per rank, rank 0 reports
+
     def run_one(seed: int) -> dict:
         return run_recipe(
             args.recipe,
@@ -113,7 +120,8 @@ def _train_seeds(args, out: str, start: dict) -> int:
             seed=seed,
             epochs=args.epochs,
             data=args.data,
-            verbose=not args.quiet,
+            verbose=not args.quiet and main,
+            data_parallel=False,
             **start,
         )
 
@@ -121,6 +129,8 @@ def _train_seeds(args, out: str, start: dict) -> int:
         reports = _run_seeds(seeds, run_one)
     except MissingData as e:
         return _fail(str(e))
+    if not main:
+        return 0
     summary = summarize(seeds, reports)
     write_json(Path(out) / "report.json", summary)
     print(f"\n{args.recipe} over seeds {', '.join(map(str, seeds))}:")

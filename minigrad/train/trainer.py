@@ -16,6 +16,7 @@ model's output has no "loss") goes with the output to ``compute_loss_func``; a t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from minigrad import random
+from minigrad import distributed, random
 from minigrad.autograd import no_grad
 from minigrad.data import DataLoader
 from minigrad.nn import functional as F
@@ -77,6 +78,12 @@ class TrainingArguments:
     seed: int = 42
     dataloader_drop_last: bool = False
     disable_tqdm: bool = False
+    # Under mpiexec with more than one rank: None (the default) trains one model on all the
+    # ranks (DistributedDataParallel, each rank a DistributedSampler's share of every
+    # epoch); False keeps each process on its own (a sweep runs one seed per rank so).
+    data_parallel: bool | None = None
+    ddp_bucket_cap_mb: float = 25.0
+    ddp_timeout: float = 1800.0  # seconds a rank waits for the others' gradients
     extra: dict = field(default_factory=dict)  # anything else, kept for the record
 
     def __post_init__(self) -> None:
@@ -189,6 +196,13 @@ class Trainer:
         self.best_model_checkpoint: str | None = None
         self.callbacks = CallbackList(callbacks, self)
         random.manual_seed(args.seed)  # as transformers' set_seed: init and data order
+        # Data parallel under mpiexec (as Hugging Face's Trainer under torchrun): every rank
+        # trains on its share of each batch (per_device_train_batch_size samples), the
+        # gradients are averaged, rank 0 alone prints and writes (logs, checkpoints), all
+        # ranks read a checkpoint to resume. ``model_wrapped`` is what training calls.
+        self.data_parallel = args.data_parallel is not False and distributed.world_size() > 1
+        self.model_wrapped = model
+        self.is_world_process_zero = not self.data_parallel or distributed.is_main()
 
     # -- what callbacks see ---------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -198,13 +212,29 @@ class Trainer:
         return self.model.load_state_dict(state)
 
     # -- pieces ------------------------------------------------------------------------------
+    shuffle_train = True  # False: batches in the data set's order
+
     def get_train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:
             raise ValueError("Trainer: train() needs a train_dataset")
+        if self.data_parallel:  # this rank's share, reshuffled by set_epoch each epoch
+            sampler = distributed.DistributedSampler(
+                self.train_dataset,
+                shuffle=self.shuffle_train,
+                seed=self.args.seed,
+                drop_last=self.args.dataloader_drop_last,
+            )
+            return DataLoader(
+                self.train_dataset,
+                batch_size=self.args.per_device_train_batch_size,
+                sampler=sampler,
+                collate_fn=self.data_collator,
+                drop_last=self.args.dataloader_drop_last,
+            )
         return DataLoader(
             self.train_dataset,
             batch_size=self.args.per_device_train_batch_size,
-            shuffle=True,
+            shuffle=self.shuffle_train,
             collate_fn=self.data_collator,
             drop_last=self.args.dataloader_drop_last,
         )
@@ -238,7 +268,8 @@ class Trainer:
 
     def compute_loss(self, batch: Any, return_outputs: bool = False) -> Any:
         inputs, kwargs, labels = _split(batch)
-        output = self.model(*inputs, **kwargs) if kwargs else self.model(*inputs)
+        model = self.model_wrapped if self.model.training else self.model
+        output = model(*inputs, **kwargs) if kwargs else model(*inputs)
         loss = _loss_of(output)
         if loss is None:
             if labels is None:
@@ -269,6 +300,11 @@ class Trainer:
             total_steps = math.ceil(args.num_train_epochs * per_epoch)
         self.create_optimizer_and_scheduler(total_steps)
         self.model.train()
+        if self.data_parallel and self.model_wrapped is self.model:
+            self.model_wrapped = distributed.DistributedDataParallel(
+                self.model, bucket_cap_mb=args.ddp_bucket_cap_mb, timeout=args.ddp_timeout
+            )
+        sync = getattr(self.model_wrapped, "no_sync", None)
 
         start_epoch, steps_done_in_epoch = 0, 0
         if resume_from_checkpoint:
@@ -277,8 +313,11 @@ class Trainer:
             steps_done_in_epoch = state["loader"]["batches_yielded"]
 
         log_path = Path(args.logging_dir) / "log.jsonl"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        progress = Progress(total_steps, "train", enabled=not args.disable_tqdm)
+        if self.is_world_process_zero:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+        progress = Progress(
+            total_steps, "train", enabled=not args.disable_tqdm and self.is_world_process_zero
+        )
         progress.update(self.global_step, 0)
         running, running_count = 0.0, 0
         self.callbacks.on_train_begin({})
@@ -286,17 +325,25 @@ class Trainer:
             if self.global_step >= total_steps or self.stop_training:
                 break
             self.callbacks.on_epoch_begin(epoch, {})
+            if hasattr(loader.sampler, "set_epoch"):
+                loader.sampler.set_epoch(epoch)
             micro = 0  # micro-batches since the last optimizer step (checkpoints are taken
             # at optimizer steps, so a resumed epoch starts at 0 too)
             for batch_index, batch in enumerate(loader, start=steps_done_in_epoch):
-                loss = self.compute_loss(batch)
-                (loss / args.gradient_accumulation_steps).backward()
+                micro += 1
+                at_end = batch_index + 1 >= len(loader)
+                last_micro = micro >= args.gradient_accumulation_steps or at_end
+                # micro-batches before the last of a step accumulate without averaging
+                with sync() if sync is not None and not last_micro else contextlib.nullcontext():
+                    loss = self.compute_loss(batch)
+                    (loss / args.gradient_accumulation_steps).backward()
                 running += float(loss.data)
                 running_count += 1
-                micro += 1
-                if micro < args.gradient_accumulation_steps and batch_index + 1 < len(loader):
+                if not last_micro:
                     continue
                 micro = 0
+                if sync is not None:
+                    self.model_wrapped.finish_gradient_synchronization()
                 grad_norm = None
                 if args.max_grad_norm and args.max_grad_norm > 0:
                     grad_norm = float(
@@ -311,6 +358,9 @@ class Trainer:
                 self.callbacks.on_train_batch_end(self.global_step, logs)
                 progress.update(1, batch_size_of(batch), loss=logs["loss"])
                 if self.global_step % args.logging_steps == 0:
+                    if self.data_parallel:  # the mean over all ranks, as Hugging Face's
+                        both = distributed.all_reduce(np.array([running, running_count]))
+                        running, running_count = float(both[0]), int(both[1])
                     self._log(
                         {
                             "loss": running / max(running_count, 1),
@@ -356,9 +406,10 @@ class Trainer:
             path = self._save(loader, epoch)
             if metrics is not None:
                 self._track_best(metrics, path)
-            rotate_checkpoints(
-                args.output_dir, args.save_total_limit, keep=self.best_model_checkpoint
-            )
+            if self.is_world_process_zero:
+                rotate_checkpoints(
+                    args.output_dir, args.save_total_limit, keep=self.best_model_checkpoint
+                )
 
     def _track_best(self, metrics: dict, path: Path) -> None:
         key = self.args.metric_for_best_model
@@ -377,6 +428,8 @@ class Trainer:
         entry = {k: v for k, v in entry.items() if v is not None}
         entry.update(step=self.global_step, epoch=round(self.epoch, 4))
         self.log_history.append(entry)
+        if not self.is_world_process_zero:
+            return
         with open(log_path, "a") as f:
             f.write(json.dumps(entry) + "\n")
             f.flush()
@@ -397,13 +450,19 @@ class Trainer:
             "best_model_checkpoint": self.best_model_checkpoint,
             "args": {k: v for k, v in asdict(self.args).items() if k != "extra"},
         }
-        return save_checkpoint(
+        if not self.is_world_process_zero:  # rank 0 writes; the others wait until it has
+            distributed.barrier()
+            return Path(self.args.output_dir) / f"checkpoint-{self.global_step}"
+        path = save_checkpoint(
             self.args.output_dir,
             self.global_step,
             self.model.state_dict(),
             self.optimizer.state_dict(),
             state,
         )
+        if self.data_parallel:
+            distributed.barrier()
+        return path
 
     def _resume(self, where: bool | str, loader: DataLoader) -> dict:
         if where is True:
@@ -468,6 +527,8 @@ class Trainer:
         return PredictionOutput(preds, label_ids, metrics)
 
     def _plot(self) -> None:
+        if not self.is_world_process_zero:
+            return
         train = [(h["step"], h["loss"]) for h in self.log_history if "loss" in h]
         evals = [(h["step"], h["eval_loss"]) for h in self.log_history if "eval_loss" in h]
         save_curves(
