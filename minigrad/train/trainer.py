@@ -28,7 +28,7 @@ import numpy as np
 
 from minigrad import distributed, random
 from minigrad.autograd import no_grad
-from minigrad.data import DataLoader
+from minigrad.data import DataLoader, Subset
 from minigrad.nn import functional as F
 from minigrad.nn.utils import clip_grad_norm_
 from minigrad.optim import AdamW
@@ -489,10 +489,18 @@ class Trainer:
 
     # -- evaluation and prediction ----------------------------------------------------------------
     def _predict_loop(self, dataset: Any) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """Predictions, labels and mean loss over ``dataset``. Data parallel, each rank
+        predicts one contiguous slice of it and the slices are gathered in order, so every
+        rank gets the whole set's figures (as Hugging Face's Trainer under torchrun)."""
         self.model.eval()
         predictions, labels, losses, counts = [], [], [], []
+        ranks = distributed.world_size() if self.data_parallel else 1
+        if ranks > 1:
+            share = -(-len(dataset) // ranks)
+            start = min(len(dataset), distributed.rank() * share)
+            dataset = Subset(dataset, range(start, min(len(dataset), start + share)))
         with no_grad():
-            for batch in self._eval_dataloader(dataset):
+            for batch in self._eval_dataloader(dataset) if len(dataset) else []:
                 loss, output = self.compute_loss(batch, return_outputs=True)
                 predictions.append(_logits_of(output).data)
                 _, _, y = _split(batch)
@@ -503,7 +511,12 @@ class Trainer:
                 counts.append(n)
         preds = np.concatenate(predictions) if predictions else np.zeros(0)
         label_ids = np.concatenate(labels) if labels else None
-        return preds, label_ids, sum(losses) / max(sum(counts), 1)
+        if ranks == 1:
+            return preds, label_ids, sum(losses) / max(sum(counts), 1)
+        total = distributed.all_reduce(np.array([sum(losses), sum(counts)], dtype=np.float64))
+        preds = _gather_rows(preds if predictions else None, "predictions")
+        label_ids = _gather_rows(label_ids, "labels")
+        return preds, label_ids, float(total[0] / max(total[1], 1))
 
     def evaluate(self, eval_dataset: Any = None) -> dict:
         """{'eval_loss': mean loss, and compute_metrics' results prefixed 'eval_'}."""
@@ -534,6 +547,28 @@ class Trainer:
         save_curves(
             {"train loss": train, "eval loss": evals}, Path(self.args.output_dir) / "curves.png"
         )
+
+
+def _gather_rows(array: np.ndarray | None, what: str) -> np.ndarray | None:
+    """Every rank's ``array`` concatenated in rank order (first dimensions may differ, the
+    rest must agree; a rank with no rows sends None)."""
+    meta = None if array is None else [array.shape[0], list(array.shape[1:]), array.dtype.str]
+    metas = distributed.all_gather_object(None, meta)
+    shapes = {(tuple(m[1]), m[2]) for m in metas if m is not None}
+    if not shapes:
+        return None
+    if len(shapes) > 1:
+        raise ValueError(
+            f"Trainer: the ranks' {what} have different shapes after the first dimension "
+            f"({sorted(shapes)}); data-parallel evaluation needs the same on every rank"
+        )
+    ((trailing, dtype),) = shapes
+    longest = max(m[0] for m in metas if m is not None)
+    padded = np.zeros((longest, *trailing), dtype=np.dtype(dtype))
+    if array is not None:
+        padded[: array.shape[0]] = array
+    parts = distributed.all_gather(None, padded)
+    return np.concatenate([p[: m[0]] for p, m in zip(parts, metas) if m is not None])
 
 
 def batch_size_of(batch: Any) -> int:

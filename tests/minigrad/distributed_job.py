@@ -106,12 +106,34 @@ def trainer(out: str) -> None:
         save_total_limit=2,
         disable_tqdm=True,
         ddp_bucket_cap_mb=0.001,
+        eval_strategy="steps",
+        eval_steps=3,
+        per_device_eval_batch_size=5,
     )
     callbacks = [Slow()] if "--slow" in sys.argv else []
-    t = Trainer(model, args, train_dataset=TensorDataset(x, y), callbacks=callbacks)
+    evaluation = TensorDataset(x[:37], y[:37])  # 19 and 18 samples on the two ranks
+
+    def accuracy(p):
+        return {"accuracy": float((p.predictions.argmax(-1) == p.label_ids).mean())}
+
+    t = Trainer(
+        model,
+        args,
+        train_dataset=TensorDataset(x, y),
+        eval_dataset=evaluation,
+        compute_metrics=accuracy,
+        callbacks=callbacks,
+    )
     t.train(resume_from_checkpoint=True if "--resume" in sys.argv else None)
     if dist.is_main():
         mg.save(model.state_dict(), os.path.join(out, "final.safetensors"))
+    # the ranks' slices of the evaluation, gathered: the figures of one process on it all
+    shared = t.evaluate()
+    args.data_parallel = False
+    alone = Trainer(model, args, eval_dataset=evaluation, compute_metrics=accuracy).evaluate()
+    assert shared["eval_accuracy"] == alone["eval_accuracy"], (shared, alone)
+    assert abs(shared["eval_loss"] - alone["eval_loss"]) < 1e-6, (shared, alone)
+    assert t.predict(evaluation).predictions.shape == (37, 3)
     print(f"rank {dist.rank()} done at step {t.global_step}", flush=True)
 
 

@@ -265,8 +265,10 @@ def test_a_killed_rank_ends_the_job_and_the_run_resumes_exactly_on_two_ranks(tmp
     whole = tmp_path / "whole"
     check(launch(sys.executable, str(JOB), "trainer", str(whole)))
     log = [json.loads(line) for line in (whole / "logs" / "log.jsonl").read_text().splitlines()]
-    assert log and all("loss" in e for e in log)  # rank 0 wrote it, once per logging step
-    assert [e["step"] for e in log] == sorted({e["step"] for e in log})
+    train = [e["step"] for e in log if "loss" in e]
+    evals = [e["step"] for e in log if "eval_loss" in e]
+    assert train == list(range(2, train[-1] + 1, 2))  # rank 0 alone wrote each entry, once
+    assert evals == list(range(3, evals[-1] + 1, 3)) and len(train) > 3
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
