@@ -3,11 +3,12 @@
 
     mpiexec -n 2 python train.py        # or: mpiexec -n 2 minigrad train lenet5-mnist
 
-Names follow ``torch.distributed``: ``init()`` (``init_process_group``), ``rank()``,
-``world_size()``, ``barrier()``, ``all_reduce``, ``broadcast``, ``all_gather``,
-``all_gather_object`` (JSON, never pickle), ``is_main()``; ``DistributedDataParallel`` and
-``DistributedSampler`` as PyTorch's. The collectives are MPI's, called by mpi4py on the
-NumPy buffers themselves (no copies, no pickling).
+Names follow ``torch.distributed``: ``init()`` (``init_process_group``), ``rank()`` and
+``world_size()`` (also as ``get_rank()`` and ``get_world_size()``), ``barrier()``,
+``all_reduce``, ``broadcast``, ``all_gather``, ``all_gather_object`` (JSON, never pickle),
+``is_main()``; ``DistributedDataParallel`` and ``DistributedSampler`` as PyTorch's. The
+collectives are MPI's, called by mpi4py on the NumPy buffers themselves (no copies, no
+pickling).
 
 A process that was not started by an MPI launcher is a world of one: ``world_size()`` is 1,
 ``rank()`` 0 and every collective returns its input, without importing mpi4py at all. Under
@@ -113,6 +114,9 @@ def rank() -> int:
     """This process's rank, 0 to world_size() - 1."""
     comm = _world()
     return 0 if comm is None else comm.Get_rank()
+
+
+get_world_size, get_rank = world_size, rank  # torch.distributed's names for the same
 
 
 def is_main() -> bool:
@@ -382,12 +386,6 @@ class DistributedDataParallel(Module):
             handle.remove()
         self._handles = []
 
-    def state_dict(self) -> Any:
-        return self.module.state_dict()
-
-    def load_state_dict(self, state_dict: dict, strict: bool = True) -> Any:
-        return self.module.load_state_dict(state_dict, strict)
-
 
 @contextlib.contextmanager
 def _no_grad_data() -> Iterator[None]:
@@ -417,7 +415,7 @@ class DistributedSampler(Sampler):
         drop_last: bool = False,
     ) -> None:
         num_replicas = world_size() if num_replicas is None else num_replicas
-        rank = globals()["rank"]() if rank is None else rank
+        rank = get_rank() if rank is None else rank
         if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise ValueError(
                 f"DistributedSampler: rank must be in [0, {num_replicas - 1}], got {rank} "
@@ -464,6 +462,8 @@ __all__ = [
     "all_reduce",
     "barrier",
     "broadcast",
+    "get_rank",
+    "get_world_size",
     "init",
     "is_initialized",
     "is_main",

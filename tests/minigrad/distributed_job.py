@@ -1,7 +1,8 @@
 """The programs the two-rank tests of minigrad.distributed start under ``mpiexec -n 2``
 (tests/minigrad/test_distributed.py).
 
-    python distributed_job.py collectives
+    python distributed_job.py collectives          (and a parameter that gets no gradient)
+    python distributed_job.py timeout              rank 1 never sends its gradients
     python distributed_job.py ddp OUT DTYPE        the parameters after a few DDP steps
     python distributed_job.py trainer OUT [--resume] [--slow]
     python distributed_job.py keras OUT
@@ -53,7 +54,25 @@ def collectives() -> None:
     assert objects == [{"rank": 0, "name": "x"}, {"rank": 1, "name": "xx"}], objects
     dist.barrier()
     assert w == 2 and dist.is_main() == (r == 0)
+    # a parameter that gets no gradient: finish_gradient_synchronization counts it as zero
+    used, unused = nn.Linear(2, 1), nn.Linear(2, 1)
+    wrapped = dist.DistributedDataParallel(nn.ModuleList([used, unused]))
+    used(mg.tensor([[1.0 + r, 2.0]])).sum().backward()
+    assert unused.weight.grad is None
+    wrapped.finish_gradient_synchronization()
+    assert used.weight.grad.tolist() == [[1.5, 2.0]], used.weight.grad
+    assert unused.weight.grad.tolist() == [[0.0, 0.0]], unused.weight.grad
     print(f"rank {r} ok", flush=True)
+
+
+def timeout() -> None:
+    """Rank 1 never joins the gradient allreduce: rank 0 gives up after 1 s."""
+    model = nn.Linear(3, 1)
+    wrapped = dist.DistributedDataParallel(model, timeout=1.0)
+    if dist.rank() == 1:
+        time.sleep(60)
+    wrapped(mg.ones(2, 3)).sum().backward()
+    print("rank 0 was not stopped", flush=True)
 
 
 def ddp(out: str, dtype_name: str) -> None:
@@ -161,6 +180,8 @@ if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "collectives":
         collectives()
+    elif mode == "timeout":
+        timeout()
     elif mode == "ddp":
         ddp(sys.argv[2], sys.argv[3])
     elif mode == "trainer":

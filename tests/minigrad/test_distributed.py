@@ -188,6 +188,16 @@ def initial(dtype):
     return job_module().toy_model(dtype).state_dict()
 
 
+@needs_mpi
+def test_a_rank_that_never_sends_its_gradients_makes_the_other_abort_the_job_after_timeout():
+    start = time.perf_counter()
+    result = launch(sys.executable, str(JOB), "timeout", timeout=30)
+    assert result.returncode != 0 and time.perf_counter() - start < 30
+    text = result.stdout + result.stderr
+    assert "rank 0: a gradient allreduce did not complete within 1 s" in text
+    assert "was not stopped" not in text
+
+
 def one_process_reference(dtype, split: bool):
     """The DDP job of distributed_job.py in one process: each step's global batch (the two
     ranks' micro-batches) either computed rank by rank and averaged in the job's order
