@@ -67,7 +67,7 @@ def init() -> None:
     """Initialize MPI for this process (``torch.distributed.init_process_group``); calling
     it again does nothing. Raises DistributedError when mpi4py is missing or when no MPI
     launcher started the process. Each rank then uses the machine's cores divided by the
-    ranks on this node as threads, unless ``NUMBA_NUM_THREADS`` says otherwise."""
+    ranks on this machine as threads, unless ``NUMBA_NUM_THREADS`` says otherwise."""
     global _comm, _MPI
     if _comm is not None:
         return
@@ -89,7 +89,9 @@ def init() -> None:
     if "NUMBA_NUM_THREADS" not in os.environ:
         from minigrad.backend import set_num_threads
 
-        local = int(os.environ.get("MPI_LOCALNRANKS", "0") or 0) or _comm.Get_size()
+        node = _comm.Split_type(MPI.COMM_TYPE_SHARED)  # the ranks on this machine
+        local = node.Get_size()
+        node.Free()
         set_num_threads(max(1, (os.cpu_count() or 1) // local))
 
 
