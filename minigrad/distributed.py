@@ -86,6 +86,10 @@ def init() -> None:
             "pip install 'minigrad[mpi]'"
         ) from None
     _MPI, _comm = MPI, MPI.COMM_WORLD
+    if _comm.Get_size() > 1:
+        # an error that ends one rank ends them all: the others would wait for it forever
+        # (MPICH's mpiexec ends the job when a rank is killed, not when it exits cleanly)
+        sys.excepthook = _abort_after(sys.excepthook)
     if "NUMBA_NUM_THREADS" not in os.environ:
         from minigrad.backend import set_num_threads
 
@@ -216,11 +220,29 @@ def all_gather_object(object_list: list | None, obj: Any) -> list:
     return object_list
 
 
+def abort(code: int = 1) -> None:
+    """End every rank now with exit status ``code`` (``MPI_Abort``); in a world of one,
+    exit with ``code``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if _comm is None:
+        raise SystemExit(code)
+    _comm.Abort(code)
+
+
+def _abort_after(hook: Any) -> Any:
+    def excepthook(kind, value, traceback) -> None:
+        hook(kind, value, traceback)
+        abort(1)
+
+    return excepthook
+
+
 def _abort(message: str) -> None:
     """Print ``message`` and end every rank (a rank waiting on a dead one would wait
     forever)."""
     print(f"minigrad.distributed: rank {rank()}: {message}", file=sys.stderr, flush=True)
-    _comm.Abort(1)
+    abort(1)
 
 
 # --------------------------------------------------------------------------------------
@@ -459,6 +481,7 @@ __all__ = [
     "DistributedError",
     "DistributedSampler",
     "ReduceOp",
+    "abort",
     "all_gather",
     "all_gather_object",
     "all_reduce",

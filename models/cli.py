@@ -323,14 +323,25 @@ def main(argv: list[str] | None = None) -> int:
         p.print_help()
         return 2
     try:
-        return args.fn(args)
+        code = args.fn(args)
     except KeyboardInterrupt:
         print("minigrad: interrupted", file=sys.stderr)
-        return 130
+        code = 130
     except Exception as e:  # the one place the command turns an error into a line
         if args.debug:
             raise
-        return _fail(f"{_describe(e)} (--debug shows where)")
+        code = _fail(f"{_describe(e)} (--debug shows where)")
+    _end_other_ranks(code)
+    return code
+
+
+def _end_other_ranks(code: int) -> None:
+    """Under mpiexec, a rank that fails ends the job: the others would otherwise wait for it
+    at their next collective call, for ever."""
+    distributed = sys.modules.get("minigrad.distributed")
+    if code and distributed is not None and distributed.is_initialized():
+        if distributed.world_size() > 1:
+            distributed.abort(code)
 
 
 def _describe(e: Exception) -> str:

@@ -3,6 +3,7 @@
 
     python distributed_job.py collectives          (and a parameter that gets no gradient)
     python distributed_job.py timeout              rank 1 never sends its gradients
+    python distributed_job.py error                rank 1 raises, rank 0 waits at a barrier
     python distributed_job.py ddp OUT DTYPE        the parameters after a few DDP steps
     python distributed_job.py trainer OUT [--resume] [--slow]
     python distributed_job.py keras OUT
@@ -182,6 +183,11 @@ if __name__ == "__main__":
         collectives()
     elif mode == "timeout":
         timeout()
+    elif mode == "error":
+        if dist.rank() == 1:
+            raise ValueError("rank 1 cannot go on")
+        dist.barrier()
+        print("rank 0 passed the barrier", flush=True)
     elif mode == "ddp":
         ddp(sys.argv[2], sys.argv[3])
     elif mode == "trainer":

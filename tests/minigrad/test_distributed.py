@@ -198,6 +198,16 @@ def test_a_rank_that_never_sends_its_gradients_makes_the_other_abort_the_job_aft
     assert "was not stopped" not in text
 
 
+@needs_mpi
+def test_an_error_on_one_rank_ends_the_others_instead_of_leaving_them_waiting():
+    start = time.perf_counter()
+    result = launch(sys.executable, str(JOB), "error", timeout=30)
+    text = result.stdout + result.stderr
+    assert result.returncode != 0 and time.perf_counter() - start < 30
+    assert "ValueError: rank 1 cannot go on" in text and "MPI_Abort" in text
+    assert "passed the barrier" not in text
+
+
 def one_process_reference(dtype, split: bool):
     """The DDP job of distributed_job.py in one process: each step's global batch (the two
     ranks' micro-batches) either computed rank by rank and averaged in the job's order
