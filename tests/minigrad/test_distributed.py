@@ -259,12 +259,13 @@ def test_two_ranks_train_to_the_parameters_of_one_process(tmp_path, dtype):
     differently."""
     check(launch(sys.executable, str(JOB), "ddp", str(tmp_path), np.dtype(dtype).name))
     ddp = mg.load(tmp_path / "ddp.safetensors")
-    mg.set_num_threads(1)
+    threads = mg.get_num_threads()
+    mg.set_num_threads(1)  # as the ranks
     try:
         split = one_process_reference(dtype, split=True)
         whole = one_process_reference(dtype, split=False)
     finally:
-        mg.set_num_threads(os.cpu_count() or 1)
+        mg.set_num_threads(threads)
     tol = 1e-12 if dtype == np.float64 else 1e-5
     for name in split:
         assert ddp[name].numpy().dtype == dtype
