@@ -131,7 +131,7 @@ from minigrad.viz import explain  # noqa: E402
 def __getattr__(name: str):
     """Load the high-level packages on first use, so ``import minigrad`` stays cheap and
     ``import minigrad as tf`` then ``tf.keras.Sequential(...)`` works as in TensorFlow."""
-    if name in ("keras", "transformers", "onnx", "train"):
+    if name in ("keras", "transformers", "onnx", "train", "distributed"):
         import importlib
 
         return importlib.import_module(f"minigrad.{name}")

@@ -27,7 +27,7 @@ from pathlib import Path
 # minigrad before anything imports NumPy: it sets OPENBLAS_THREAD_TIMEOUT (minigrad/__init__.py)
 import minigrad  # noqa: F401  isort: skip
 
-BENCHMARKS = ("overhead", "kernels", "layers", "training", "data", "func")
+BENCHMARKS = ("overhead", "kernels", "layers", "training", "data", "func", "distributed")
 
 
 def _fail(message: str) -> int:
@@ -80,8 +80,11 @@ def cmd_train(args) -> int:
         if not start:
             raise
         return _fail(str(e))
+    from minigrad import distributed
     from models.runs import figures_of, written_files
 
+    if not distributed.is_main():  # data parallel under mpiexec: rank 0 reports
+        return 0
     figures = ", ".join(f"{k} {v:.4g}" for k, v in figures_of(report).items())
     print(f"\n{args.recipe}: {figures}  ({report['seconds']:.0f} s)")
     print(f"reference: {report['reference']}")
@@ -107,6 +110,10 @@ def _train_seeds(args, out: str, start: dict) -> int:
     except ValueError as e:
         return _fail(str(e))
 
+    from minigrad import distributed
+
+    main = distributed.is_main()  # under mpiexec: one seed per rank, rank 0 reports
+
     def run_one(seed: int) -> dict:
         return run_recipe(
             args.recipe,
@@ -114,7 +121,8 @@ def _train_seeds(args, out: str, start: dict) -> int:
             seed=seed,
             epochs=args.epochs,
             data=args.data,
-            verbose=not args.quiet,
+            verbose=not args.quiet and main,
+            data_parallel=False,
             **start,
         )
 
@@ -122,6 +130,8 @@ def _train_seeds(args, out: str, start: dict) -> int:
         reports = _run_seeds(seeds, run_one)
     except MissingData as e:
         return _fail(str(e))
+    if not main:
+        return 0
     summary = summarize(seeds, reports)
     write_json(Path(out) / "report.json", summary)
     print(f"\n{args.recipe} over seeds {', '.join(map(str, seeds))}:")
@@ -322,14 +332,25 @@ def main(argv: list[str] | None = None) -> int:
         p.print_help()
         return 2
     try:
-        return args.fn(args)
+        code = args.fn(args)
     except KeyboardInterrupt:
         print("minigrad: interrupted", file=sys.stderr)
-        return 130
+        code = 130
     except Exception as e:  # the one place the command turns an error into a line
         if args.debug:
             raise
-        return _fail(f"{_describe(e)} (--debug shows where)")
+        code = _fail(f"{_describe(e)} (--debug shows where)")
+    _end_other_ranks(code)
+    return code
+
+
+def _end_other_ranks(code: int) -> None:
+    """Under mpiexec, a rank that fails ends the job: the others would otherwise wait for it
+    at their next collective call, for ever."""
+    distributed = sys.modules.get("minigrad.distributed")
+    if code and distributed is not None and distributed.is_initialized():
+        if distributed.world_size() > 1:
+            distributed.abort(code)
 
 
 def _describe(e: Exception) -> str:

@@ -6,6 +6,10 @@ writes ``OUT/report.json`` with each figure per seed, its mean and its standard 
 The loop over seeds is the one call ``_run_seeds(seeds, run_one)``; the summary is computed
 apart from it, so the runs may come from elsewhere (one seed per process, say) and be
 summarised the same way.
+
+Under ``mpiexec -n N`` the seeds are shared out among the ranks (rank r trains seeds r, r + N,
+... of the list, each run alone on its process), rank 0 gathers the reports and writes the
+summary; without a launcher they run one after the other.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from minigrad import distributed
 
 SKIP = ("seconds",)  # numbers in a report that are not figures of the model
 
@@ -43,8 +49,17 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def _run_seeds(seeds: list[int], run_one: Callable[[int], dict]) -> list[dict]:
-    """Run ``run_one(seed)`` for each seed in turn; the results in seed order."""
-    return [run_one(seed) for seed in seeds]
+    """Run ``run_one(seed)`` for each seed; the results in seed order, on every rank.
+    Under mpiexec each rank runs its share of the seeds (``seeds[rank::world_size]``) and the
+    reports are gathered (as JSON); otherwise the seeds run in turn."""
+    ranks = distributed.world_size()
+    if ranks == 1:
+        return [run_one(seed) for seed in seeds]
+    mine = {str(seed): run_one(seed) for seed in seeds[distributed.rank() :: ranks]}
+    merged: dict[str, dict] = {}
+    for reports in distributed.all_gather_object(None, mine):
+        merged.update(reports)
+    return [merged[str(seed)] for seed in seeds]
 
 
 def figures_of(report: dict) -> dict[str, float]:

@@ -13,6 +13,11 @@ Keras semantics are kept where they differ from PyTorch's: losses take probabili
 output of a sigmoid or softmax layer) unless a loss object says ``from_logits=True``;
 ``validation_split`` holds out the *last* fraction of the data, before shuffling; the
 optimizers' defaults are Keras's (Adam eps 1e-7, SGD lr 0.01, ...).
+
+Under ``mpiexec -n N``, ``fit`` trains one model on all the ranks, as Keras's multi-worker
+strategy: ``batch_size`` is the global batch, each rank takes its 1/N of every batch from an
+epoch order that rank 0 draws, the gradients are averaged (``DistributedDataParallel``), the
+logged figures are means over all the samples of all the ranks, and rank 0 alone prints.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 import numpy as np
 
 import minigrad.nn as nn
-from minigrad import dtypes, random
+from minigrad import distributed, dtypes, random
 from minigrad.autograd import no_grad
 from minigrad.io import load, save
 from minigrad.keras import losses as keras_losses
@@ -171,9 +176,11 @@ class Sequential:
             return Tensor._from_array(a.astype(np.int64))
         return Tensor._from_array(a.astype(dtypes.get_default_dtype()))
 
-    def _run_batches(self, x, y, batch_size, train, order=None, progress=None, callbacks=None):
-        n = len(x)
-        order = np.arange(n) if order is None else order
+    def _run_batches(
+        self, x, y, batch_size, train, order=None, progress=None, callbacks=None, ranks=1
+    ):
+        order = np.arange(len(x)) if order is None else order
+        n = len(order)
         totals: dict[str, float] = {}
         seen = 0
         for batch, start in enumerate(range(0, n, batch_size)):
@@ -204,6 +211,9 @@ class Sequential:
             # a callback may stop training mid-epoch; evaluation always sees every sample
             if train and self.stop_training:
                 break
+        if ranks > 1 and totals:  # means over every rank's samples
+            both = distributed.all_reduce(np.array([seen, *totals.values()], dtype=np.float64))
+            seen, totals = both[0], dict(zip(totals, both[1:]))
         return {k: v / seen for k, v in totals.items()} if seen else {}
 
     def fit(
@@ -237,19 +247,43 @@ class Sequential:
             cut = int(len(xt) * (1.0 - validation_split))
             val = (Tensor._from_array(xt.data[cut:]), Tensor._from_array(yt.data[cut:]))
             xt, yt = Tensor._from_array(xt.data[:cut]), Tensor._from_array(yt.data[:cut])
+        ranks = distributed.world_size()
+        ddp = distributed.DistributedDataParallel(self._net) if ranks > 1 else None
+        try:
+            return self._fit_epochs(
+                xt, yt, val, batch_size, epochs, verbose, callbacks, shuffle, initial_epoch, ddp
+            )
+        finally:
+            if ddp is not None:
+                ddp.remove_hooks()
+
+    def _fit_epochs(
+        self, xt, yt, val, batch_size, epochs, verbose, callbacks, shuffle, initial_epoch, ddp
+    ) -> History:
+        ranks, rank = (ddp.world, distributed.rank()) if ddp is not None else (1, 0)
+        verbose = verbose if rank == 0 else 0
+        share = -(-len(xt) // ranks)  # this rank's samples an epoch (padded to equal shares)
+        local_batch = -(-batch_size // ranks)
         history = History()
-        history.params = {"epochs": epochs, "steps": -(-len(xt) // batch_size), "verbose": verbose}
+        history.params = {"epochs": epochs, "steps": -(-share // local_batch), "verbose": verbose}
         cbs = CallbackList([history] + list(callbacks or []), self)
         self.stop_training = False
         cbs.on_train_begin({})
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch, {})
             order = random.rng().permutation(len(xt)) if shuffle else None
+            if ddp is not None:  # rank 0's order, padded, every ranks-th sample
+                order = np.arange(len(xt)) if order is None else order
+                distributed.broadcast(order, 0)
+                order = np.resize(order, share * ranks)[rank::ranks]
             progress = Progress(
                 history.params["steps"], f"Epoch {epoch + 1}/{epochs}", enabled(verbose)
             )
-            logs = self._run_batches(xt, yt, batch_size, True, order, progress, cbs)
+            logs = self._run_batches(xt, yt, local_batch, True, order, progress, cbs, ranks)
             progress.close()
+            if ddp is not None:
+                for b in self._net.buffers():  # batch-norm statistics: rank 0's
+                    distributed.broadcast(b, 0)
             if val is not None:
                 for k, v in self._run_batches(val[0], val[1], batch_size, False).items():
                     logs[f"val_{k}"] = v

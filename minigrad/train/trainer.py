@@ -16,6 +16,7 @@ model's output has no "loss") goes with the output to ``compute_loss_func``; a t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -25,9 +26,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from minigrad import random
+from minigrad import distributed, random
 from minigrad.autograd import no_grad
-from minigrad.data import DataLoader
+from minigrad.data import DataLoader, Subset
 from minigrad.nn import functional as F
 from minigrad.nn.utils import clip_grad_norm_
 from minigrad.optim import AdamW
@@ -77,6 +78,12 @@ class TrainingArguments:
     seed: int = 42
     dataloader_drop_last: bool = False
     disable_tqdm: bool = False
+    # Under mpiexec with more than one rank: None (the default) trains one model on all the
+    # ranks (DistributedDataParallel, each rank a DistributedSampler's share of every
+    # epoch); False keeps each process on its own (a sweep runs one seed per rank so).
+    data_parallel: bool | None = None
+    ddp_bucket_cap_mb: float = 25.0
+    ddp_timeout: float = 1800.0  # seconds a rank waits for the others' gradients
     extra: dict = field(default_factory=dict)  # anything else, kept for the record
 
     def __post_init__(self) -> None:
@@ -189,6 +196,13 @@ class Trainer:
         self.best_model_checkpoint: str | None = None
         self.callbacks = CallbackList(callbacks, self)
         random.manual_seed(args.seed)  # as transformers' set_seed: init and data order
+        # Data parallel under mpiexec (as Hugging Face's Trainer under torchrun): every rank
+        # trains on its share of each batch (per_device_train_batch_size samples), the
+        # gradients are averaged, rank 0 alone prints and writes (logs, checkpoints), all
+        # ranks read a checkpoint to resume. ``model_wrapped`` is what training calls.
+        self.data_parallel = args.data_parallel is not False and distributed.world_size() > 1
+        self.model_wrapped = model
+        self.is_world_process_zero = not self.data_parallel or distributed.is_main()
 
     # -- what callbacks see ---------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -198,13 +212,29 @@ class Trainer:
         return self.model.load_state_dict(state)
 
     # -- pieces ------------------------------------------------------------------------------
+    shuffle_train = True  # False: batches in the data set's order
+
     def get_train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:
             raise ValueError("Trainer: train() needs a train_dataset")
+        if self.data_parallel:  # this rank's share, reshuffled by set_epoch each epoch
+            sampler = distributed.DistributedSampler(
+                self.train_dataset,
+                shuffle=self.shuffle_train,
+                seed=self.args.seed,
+                drop_last=self.args.dataloader_drop_last,
+            )
+            return DataLoader(
+                self.train_dataset,
+                batch_size=self.args.per_device_train_batch_size,
+                sampler=sampler,
+                collate_fn=self.data_collator,
+                drop_last=self.args.dataloader_drop_last,
+            )
         return DataLoader(
             self.train_dataset,
             batch_size=self.args.per_device_train_batch_size,
-            shuffle=True,
+            shuffle=self.shuffle_train,
             collate_fn=self.data_collator,
             drop_last=self.args.dataloader_drop_last,
         )
@@ -238,7 +268,8 @@ class Trainer:
 
     def compute_loss(self, batch: Any, return_outputs: bool = False) -> Any:
         inputs, kwargs, labels = _split(batch)
-        output = self.model(*inputs, **kwargs) if kwargs else self.model(*inputs)
+        model = self.model_wrapped if self.model.training else self.model
+        output = model(*inputs, **kwargs) if kwargs else model(*inputs)
         loss = _loss_of(output)
         if loss is None:
             if labels is None:
@@ -269,6 +300,11 @@ class Trainer:
             total_steps = math.ceil(args.num_train_epochs * per_epoch)
         self.create_optimizer_and_scheduler(total_steps)
         self.model.train()
+        if self.data_parallel and self.model_wrapped is self.model:
+            self.model_wrapped = distributed.DistributedDataParallel(
+                self.model, bucket_cap_mb=args.ddp_bucket_cap_mb, timeout=args.ddp_timeout
+            )
+        sync = getattr(self.model_wrapped, "no_sync", None)
 
         start_epoch, steps_done_in_epoch = 0, 0
         if resume_from_checkpoint:
@@ -277,8 +313,11 @@ class Trainer:
             steps_done_in_epoch = state["loader"]["batches_yielded"]
 
         log_path = Path(args.logging_dir) / "log.jsonl"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        progress = Progress(total_steps, "train", enabled=not args.disable_tqdm)
+        if self.is_world_process_zero:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+        progress = Progress(
+            total_steps, "train", enabled=not args.disable_tqdm and self.is_world_process_zero
+        )
         progress.update(self.global_step, 0)
         running, running_count = 0.0, 0  # since the last log line
         total, total_count = 0.0, 0  # over this call, for TrainOutput.training_loss
@@ -287,19 +326,27 @@ class Trainer:
             if self.global_step >= total_steps or self.stop_training:
                 break
             self.callbacks.on_epoch_begin(epoch, {})
+            if hasattr(loader.sampler, "set_epoch"):
+                loader.sampler.set_epoch(epoch)
             micro = 0  # micro-batches since the last optimizer step (checkpoints are taken
             # at optimizer steps, so a resumed epoch starts at 0 too)
             for batch_index, batch in enumerate(loader, start=steps_done_in_epoch):
-                loss = self.compute_loss(batch)
-                (loss / args.gradient_accumulation_steps).backward()
+                micro += 1
+                at_end = batch_index + 1 >= len(loader)
+                last_micro = micro >= args.gradient_accumulation_steps or at_end
+                # micro-batches before the last of a step accumulate without averaging
+                with sync() if sync is not None and not last_micro else contextlib.nullcontext():
+                    loss = self.compute_loss(batch)
+                    (loss / args.gradient_accumulation_steps).backward()
                 running += float(loss.data)
                 running_count += 1
                 total += float(loss.data)
                 total_count += 1
-                micro += 1
-                if micro < args.gradient_accumulation_steps and batch_index + 1 < len(loader):
+                if not last_micro:
                     continue
                 micro = 0
+                if sync is not None:
+                    self.model_wrapped.finish_gradient_synchronization()
                 grad_norm = None
                 if args.max_grad_norm and args.max_grad_norm > 0:
                     grad_norm = float(
@@ -314,6 +361,9 @@ class Trainer:
                 self.callbacks.on_train_batch_end(self.global_step, logs)
                 progress.update(1, batch_size_of(batch), loss=logs["loss"])
                 if self.global_step % args.logging_steps == 0:
+                    if self.data_parallel:  # the mean over all ranks, as Hugging Face's
+                        both = distributed.all_reduce(np.array([running, running_count]))
+                        running, running_count = float(both[0]), int(both[1])
                     self._log(
                         {
                             "loss": running / max(running_count, 1),
@@ -357,9 +407,10 @@ class Trainer:
             path = self._save(loader, epoch)
             if metrics is not None:
                 self._track_best(metrics, path)
-            rotate_checkpoints(
-                args.output_dir, args.save_total_limit, keep=self.best_model_checkpoint
-            )
+            if self.is_world_process_zero:
+                rotate_checkpoints(
+                    args.output_dir, args.save_total_limit, keep=self.best_model_checkpoint
+                )
 
     def _track_best(self, metrics: dict, path: Path) -> None:
         key = self.args.metric_for_best_model
@@ -378,6 +429,8 @@ class Trainer:
         entry = {k: v for k, v in entry.items() if v is not None}
         entry.update(step=self.global_step, epoch=round(self.epoch, 4))
         self.log_history.append(entry)
+        if not self.is_world_process_zero:
+            return
         with open(log_path, "a") as f:
             f.write(json.dumps(entry) + "\n")
             f.flush()
@@ -398,13 +451,19 @@ class Trainer:
             "best_model_checkpoint": self.best_model_checkpoint,
             "args": {k: v for k, v in asdict(self.args).items() if k != "extra"},
         }
-        return save_checkpoint(
+        if not self.is_world_process_zero:  # rank 0 writes; the others wait until it has
+            distributed.barrier()
+            return Path(self.args.output_dir) / f"checkpoint-{self.global_step}"
+        path = save_checkpoint(
             self.args.output_dir,
             self.global_step,
             self.model.state_dict(),
             self.optimizer.state_dict(),
             state,
         )
+        if self.data_parallel:
+            distributed.barrier()
+        return path
 
     def _resume(self, where: bool | str, loader: DataLoader) -> dict:
         if where is True:
@@ -431,10 +490,18 @@ class Trainer:
 
     # -- evaluation and prediction ----------------------------------------------------------------
     def _predict_loop(self, dataset: Any) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """Predictions, labels and mean loss over ``dataset``. Data parallel, each rank
+        predicts one contiguous slice of it and the slices are gathered in order, so every
+        rank gets the whole set's figures (as Hugging Face's Trainer under torchrun)."""
         self.model.eval()
         predictions, labels, losses, counts = [], [], [], []
+        ranks = distributed.world_size() if self.data_parallel else 1
+        if ranks > 1:
+            share = -(-len(dataset) // ranks)
+            start = min(len(dataset), distributed.rank() * share)
+            dataset = Subset(dataset, range(start, min(len(dataset), start + share)))
         with no_grad():
-            for batch in self._eval_dataloader(dataset):
+            for batch in self._eval_dataloader(dataset) if len(dataset) else []:
                 loss, output = self.compute_loss(batch, return_outputs=True)
                 predictions.append(_logits_of(output).data)
                 _, _, y = _split(batch)
@@ -445,7 +512,12 @@ class Trainer:
                 counts.append(n)
         preds = np.concatenate(predictions) if predictions else np.zeros(0)
         label_ids = np.concatenate(labels) if labels else None
-        return preds, label_ids, sum(losses) / max(sum(counts), 1)
+        if ranks == 1:
+            return preds, label_ids, sum(losses) / max(sum(counts), 1)
+        total = distributed.all_reduce(np.array([sum(losses), sum(counts)], dtype=np.float64))
+        preds = _gather_rows(preds if predictions else None, "predictions")
+        label_ids = _gather_rows(label_ids, "labels")
+        return preds, label_ids, float(total[0] / max(total[1], 1))
 
     def evaluate(self, eval_dataset: Any = None) -> dict:
         """{'eval_loss': mean loss, and compute_metrics' results prefixed 'eval_'}."""
@@ -469,11 +541,35 @@ class Trainer:
         return PredictionOutput(preds, label_ids, metrics)
 
     def _plot(self) -> None:
+        if not self.is_world_process_zero:
+            return
         train = [(h["step"], h["loss"]) for h in self.log_history if "loss" in h]
         evals = [(h["step"], h["eval_loss"]) for h in self.log_history if "eval_loss" in h]
         save_curves(
             {"train loss": train, "eval loss": evals}, Path(self.args.output_dir) / "curves.png"
         )
+
+
+def _gather_rows(array: np.ndarray | None, what: str) -> np.ndarray | None:
+    """Every rank's ``array`` concatenated in rank order (first dimensions may differ, the
+    rest must agree; a rank with no rows sends None)."""
+    meta = None if array is None else [array.shape[0], list(array.shape[1:]), array.dtype.str]
+    metas = distributed.all_gather_object(None, meta)
+    shapes = {(tuple(m[1]), m[2]) for m in metas if m is not None}
+    if not shapes:
+        return None
+    if len(shapes) > 1:
+        raise ValueError(
+            f"Trainer: the ranks' {what} have different shapes after the first dimension "
+            f"({sorted(shapes)}); data-parallel evaluation needs the same on every rank"
+        )
+    ((trailing, dtype),) = shapes
+    longest = max(m[0] for m in metas if m is not None)
+    padded = np.zeros((longest, *trailing), dtype=np.dtype(dtype))
+    if array is not None:
+        padded[: array.shape[0]] = array
+    parts = distributed.all_gather(None, padded)
+    return np.concatenate([p[: m[0]] for p, m in zip(parts, metas) if m is not None])
 
 
 def batch_size_of(batch: Any) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import minigrad as mg
-from minigrad.data import DataLoader
+from minigrad import distributed
 from minigrad.optim import lr_scheduler
 from minigrad.train import Callback, Trainer, TrainingArguments, metrics
 
@@ -122,12 +122,7 @@ class InOrderTrainer(Trainer):
     """A Trainer whose batches come in the data set's order, epoch after epoch (the MNIST-1D
     paper's notebook trains that way)."""
 
-    def get_train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_dataset,
-            batch_size=self.args.per_device_train_batch_size,
-            collate_fn=self.data_collator,
-        )
+    shuffle_train = False
 
 
 def run(
@@ -140,12 +135,21 @@ def run(
     verbose: bool = True,
     evaluate_only: bool = False,
     start_from: str | None = None,
+    data_parallel: bool | None = None,
 ) -> dict:
     """Train ``recipe`` (``short``: the seeded few-step version the tests run) and write
     ``report.json`` and the model under ``out``; with ``evaluate_only``, load the model a
     finished run saved there and evaluate it again, writing nothing. ``start_from``: a
-    Hugging Face checkpoint to fine-tune, for recipes that can (``Recipe.start_from``)."""
+    Hugging Face checkpoint to fine-tune, for recipes that can (``Recipe.start_from``).
+
+    Under ``mpiexec -n N`` the run is data parallel (``data_parallel=False``: each process
+    alone): each rank takes ``recipe.batch`` samples a step, so a step sees N times as many,
+    and the run takes 1/N of the steps to cover the same epochs (the learning rate is the
+    recipe's); rank 0 alone prints and writes the files."""
     start = time.perf_counter()
+    ranks = distributed.world_size() if data_parallel is not False else 1
+    writer = ranks == 1 or distributed.is_main()
+    verbose = verbose and writer
     d = recipe.load(data_dir(data), short, seed)
     if evaluate_only and recipe.start_from and (Path(out) / "model" / "vocab.txt").exists():
         start_from = str(Path(out) / "model")  # a run that started from a checkpoint
@@ -155,11 +159,11 @@ def run(
     collate = recipe.collate(d) if recipe.collate else None
     if start_from is None:
         model = recipe.model(d)
-        steps = recipe.steps(d, epochs, short)
+        steps = -(-recipe.steps(d, epochs, short) // ranks)
         optimizer, schedule = recipe.optimizer(model, steps)
     else:
         model, d.tokenizer, collate, lr = recipe.start_from(start_from)
-        steps = recipe.steps(d, epochs, short)
+        steps = -(-recipe.steps(d, epochs, short) // ranks)
         optimizer, schedule = recipe.optimizer(model, steps, lr)
     every = max(1, steps // recipe.evaluations)
     settings = dict(
@@ -179,6 +183,7 @@ def run(
         load_best_model_at_end=recipe.best,
         seed=seed,
         disable_tqdm=not verbose,
+        data_parallel=data_parallel,
     )
     args = TrainingArguments(**{**settings, **recipe.training})
     trainer = (Trainer if recipe.shuffle else InOrderTrainer)(
@@ -202,7 +207,9 @@ def run(
         figures[recipe.report_as] = result[f"eval_{recipe.metric}"]
         figures.update({key: result[f"eval_{m}"] for key, m in recipe.also_report.items()})
     if recipe.finish:
-        figures.update(recipe.finish(trainer, model, d, seed, None if evaluate_only else out))
+        figures.update(
+            recipe.finish(trainer, model, d, seed, None if evaluate_only or not writer else out)
+        )
     report = {
         "recipe": recipe.name,
         **figures,
@@ -211,6 +218,8 @@ def run(
     }
     if evaluate_only:
         return {**report, "evaluated_again": True}
+    if not writer:
+        return report
     _write(out, report, model, d.tokenizer if start_from is None else None)
     if start_from is not None:  # the checkpoint's tokenizer files go beside the model
         d.tokenizer.save_pretrained(Path(out) / "model")
