@@ -171,15 +171,25 @@ class Sequential:
             return Tensor._from_array(a.astype(np.int64))
         return Tensor._from_array(a.astype(dtypes.get_default_dtype()))
 
-    def _run_batches(self, x, y, batch_size, train, order=None, progress=None, callbacks=None):
+    def _run_batches(
+        self, x, y, batch_size, train, order=None, progress=None, callbacks=None, batches=None
+    ):
         n = len(x)
         order = np.arange(n) if order is None else order
         totals: dict[str, float] = {}
         seen = 0
-        for batch, start in enumerate(range(0, n, batch_size)):
-            idx = order[start : start + batch_size]
-            xb = Tensor._from_array(x.data[idx])
-            yb = Tensor._from_array(y.data[idx])
+        if batches is None:  # slices of the order; a private fit passes its Poisson batches
+            batches = (
+                (Tensor._from_array(x.data[order[i : i + batch_size]]),
+                 Tensor._from_array(y.data[order[i : i + batch_size]]))
+                for i in range(0, n, batch_size)
+            )  # fmt: skip
+        for batch, (xb, yb) in enumerate(batches):
+            idx = range(len(xb))
+            if not idx and train:  # an empty Poisson batch: a noise-only step, nothing to log
+                self.optimizer.step()
+                self.optimizer.zero_grad()
+                continue
             if train:
                 pred = self(xb, training=True)
                 loss = self.loss(yb, pred)
@@ -218,13 +228,25 @@ class Sequential:
         validation_data: Any = None,
         shuffle: bool = True,
         initial_epoch: int = 0,
+        privacy_engine: Any = None,
+        privacy_kwargs: dict | None = None,
     ) -> History:
-        """Train for ``epochs`` passes over (x, y); returns the History."""
+        """Train for ``epochs`` passes over (x, y); returns the History.
+
+        With ``privacy_engine`` (a ``minigrad.privacy.PrivacyEngine``) training is DP-SGD:
+        the network, the optimizer and a loader of (x, y) in batches of ``batch_size`` go
+        through ``privacy_engine.make_private(**privacy_kwargs)`` (noise_multiplier,
+        max_grad_norm, ...), and each epoch takes its Poisson-sampled batches."""
         self._check_compiled("fit")
         batch_size = batch_size or 32
         xt = self._inputs(x)
         if self.optimizer is None:
             self.optimizer = self._pending_optimizer.build(self._net.parameters())
+        if privacy_engine is not None and not privacy_kwargs:
+            raise ValueError(
+                "fit: privacy_engine needs privacy_kwargs, e.g. "
+                "{'noise_multiplier': 1.1, 'max_grad_norm': 1.0}"
+            )
         yt = self._targets(y, None)
         if len(xt) != len(yt):
             raise ValueError(f"fit: x has {len(xt)} samples but y has {len(yt)}")
@@ -237,6 +259,16 @@ class Sequential:
             cut = int(len(xt) * (1.0 - validation_split))
             val = (Tensor._from_array(xt.data[cut:]), Tensor._from_array(yt.data[cut:]))
             xt, yt = Tensor._from_array(xt.data[:cut]), Tensor._from_array(yt.data[:cut])
+        private_loader = None
+        if privacy_engine is not None:
+            from minigrad.data import DataLoader, TensorDataset
+
+            plain = self.optimizer
+            wrapped, self.optimizer, private_loader = privacy_engine.make_private(
+                module=self._net, optimizer=plain, data_loader=DataLoader(
+                    TensorDataset(xt, yt), batch_size=batch_size, shuffle=True
+                ), **privacy_kwargs,
+            )  # fmt: skip
         history = History()
         history.params = {"epochs": epochs, "steps": -(-len(xt) // batch_size), "verbose": verbose}
         cbs = CallbackList([history] + list(callbacks or []), self)
@@ -248,7 +280,7 @@ class Sequential:
             progress = Progress(
                 history.params["steps"], f"Epoch {epoch + 1}/{epochs}", enabled(verbose)
             )
-            logs = self._run_batches(xt, yt, batch_size, True, order, progress, cbs)
+            logs = self._run_batches(xt, yt, batch_size, True, order, progress, cbs, private_loader)
             progress.close()
             if val is not None:
                 for k, v in self._run_batches(val[0], val[1], batch_size, False).items():
@@ -262,6 +294,9 @@ class Sequential:
             if self.stop_training:
                 break
         cbs.on_train_end({})
+        if private_loader is not None:  # the plain model and optimizer again
+            self.optimizer = plain
+            wrapped.remove_hooks()
         return history
 
     def evaluate(

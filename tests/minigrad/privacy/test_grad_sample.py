@@ -28,6 +28,9 @@ def build(ns, kind: str, rnn_ns=None):
             elif kind == "conv2d":
                 self.body = ns.Conv2d(2, 4, 3, stride=2, padding=1, groups=2)
                 self.head = ns.Linear(36, 5)
+            elif kind == "conv_same":  # an even kernel: PyTorch pads one more after
+                self.body = ns.Conv2d(2, 4, (2, 3), padding="same", dilation=(2, 1))
+                self.head = ns.Linear(144, 5)
             elif kind == "conv1d":
                 self.body = ns.Conv1d(3, 4, 3, dilation=2, padding=1)
                 self.head = ns.Linear(28, 5)
@@ -52,7 +55,7 @@ def build(ns, kind: str, rnn_ns=None):
         def forward(self, x):
             if kind in ("linear3d", "layernorm"):
                 return self.head(self.body(x)).mean(1)
-            if kind in ("conv2d", "conv1d"):
+            if kind in ("conv2d", "conv_same", "conv1d"):
                 h = self.body(x)
                 return self.head(h.reshape(h.shape[0], -1))
             if kind.startswith("embedding"):
@@ -70,6 +73,7 @@ def inputs(kind: str, rng, batch: int = 5):
     shapes = {
         "linear3d": (batch, 3, 6),
         "conv2d": (batch, 2, 6, 6),
+        "conv_same": (batch, 2, 6, 6),
         "conv1d": (batch, 3, 9),
         "layernorm": (batch, 3, 6),
         "rnn": (batch, 4, 4),
@@ -83,7 +87,7 @@ def inputs(kind: str, rng, batch: int = 5):
     return rng.normal(size=shapes[kind])
 
 
-KINDS = ["linear3d", "conv2d", "conv1d", "embedding", "embedding_pad", "layernorm", "rnn",
+KINDS = ["linear3d", "conv2d", "conv_same", "conv1d", "embedding", "embedding_pad", "layernorm", "rnn",
          "lstm", "gru", "mha"]  # fmt: skip
 
 
