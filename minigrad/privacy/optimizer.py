@@ -22,11 +22,12 @@ from minigrad.optim.optimizer import Optimizer
 from minigrad.tensor import Tensor
 
 
-class DPOptimizer:
+class DPOptimizer(Optimizer):
     """Wraps ``optimizer``: ``step()`` replaces each ``p.grad`` with the clipped, summed,
     noised and scaled per-sample gradients ``p.grad_sample``, then runs the optimizer's step.
     ``param_groups``, ``state``, ``zero_grad``, ``state_dict`` and ``load_state_dict`` are the
-    wrapped optimizer's (so learning-rate schedulers work on it unchanged)."""
+    wrapped optimizer's, and it is an ``Optimizer`` (so learning-rate schedulers work on it
+    unchanged)."""
 
     def __init__(
         self,

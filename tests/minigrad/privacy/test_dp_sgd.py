@@ -240,6 +240,7 @@ def test_privacy_engine_end_to_end(rng):
         noise_generator=np.random.default_rng(9),
     )
     assert isinstance(loader, DPDataLoader) and len(loader) == 8
+    schedule = mg.optim.lr_scheduler.StepLR(optimizer, step_size=8, gamma=0.5)
     before = [p.data.copy() for p in model.parameters()]
     steps = 0
     for _ in range(3):
@@ -247,8 +248,10 @@ def test_privacy_engine_end_to_end(rng):
             optimizer.zero_grad()
             F.cross_entropy(module(xb), yb).backward()
             optimizer.step()
+            schedule.step()
             steps += 1
     assert steps == 24 and engine.accountant.history == [(0.8, 1 / 8, 24)]
+    assert optimizer.param_groups[0]["lr"] == 0.5 * 0.5**3  # the schedule drives the wrapped
     expected = RDPAccountant()
     expected.history = [(0.8, 1 / 8, 24)]
     assert engine.get_epsilon(1e-5) == expected.get_epsilon(1e-5) > 0
