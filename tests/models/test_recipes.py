@@ -120,6 +120,7 @@ def test_generate_from_a_short_shakespeare_run(tmp_path, capsys, shared_data):
 
 FULL_BARS = {
     "digits-cnn": lambda r: r["test_accuracy"] >= 0.97,
+    "digits-cnn-dp": lambda r: r["test_accuracy"] >= 0.80 and r["epsilon"] <= 2.0,
     "mnist1d-linear": lambda r: abs(r["test_accuracy"] - 0.315) <= 0.02,
     "mnist1d-mlp": lambda r: abs(r["test_accuracy"] - 0.651) <= 0.02,
     "mnist1d-cnn": lambda r: abs(r["test_accuracy"] - 0.923) <= 0.02,
