@@ -300,3 +300,43 @@ def test_trainer_and_keras_fit_take_the_engine(rng, tmp_path):
     assert len(history.history["loss"]) == 2
     assert keras_engine.accountant.history == [(1.0, 0.25, 8)]
     assert all(getattr(p, "grad_sample", None) is None for p in km._net.parameters())
+
+
+def test_make_private_with_epsilon_reaches_its_target(rng):
+    mg.manual_seed(11)
+    x, y = _data(rng)
+    model = nn.Sequential(nn.Linear(8, 2))
+    engine = PrivacyEngine()
+    module, optimizer, loader = engine.make_private_with_epsilon(
+        module=model,
+        optimizer=mg.optim.SGD(model.parameters(), lr=0.1),
+        data_loader=DataLoader(TensorDataset(x, y), batch_size=16),
+        target_epsilon=3.0,
+        target_delta=1e-5,
+        epochs=2,
+        max_grad_norm=1.0,
+    )
+    for _ in range(2):
+        for xb, yb in loader:
+            optimizer.zero_grad()
+            F.cross_entropy(module(xb), yb).backward()
+            optimizer.step()
+    assert 3.0 - 0.01 <= engine.get_epsilon(1e-5) <= 3.0
+
+
+def test_trainer_refuses_what_dp_cannot_do(rng, tmp_path):
+    from minigrad.train import Trainer, TrainingArguments
+
+    x, y = _data(rng)
+    args = TrainingArguments(
+        str(tmp_path), num_train_epochs=1, gradient_accumulation_steps=2, disable_tqdm=True
+    )
+    trainer = Trainer(
+        nn.Linear(8, 2),
+        args,
+        train_dataset=TensorDataset(x, y),
+        privacy_engine=PrivacyEngine(),
+        privacy_kwargs={"noise_multiplier": 1.0, "max_grad_norm": 1.0},
+    )
+    with pytest.raises(ValueError, match="gradient_accumulation_steps=2"):
+        trainer.train()

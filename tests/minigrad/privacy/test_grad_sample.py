@@ -251,3 +251,36 @@ def test_against_opacus(kind, reduction, rng):
     assert set(got) == set(expected)
     for name in got:
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-8, atol=1e-11, err_msg=name)
+
+
+def test_a_layer_called_twice_sums_its_calls(rng):
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+            self.head = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.head(self.lin(self.lin(x).tanh()))
+
+    mg.manual_seed(7)
+    model = Shared().double()
+    x, y = rng.normal(size=(5, 4)), rng.integers(0, 3, 5)
+    ours = per_sample_grads(model, F.cross_entropy, (mg.tensor(x), mg.tensor(y)))
+    slow = one_by_one(model, x, y, "mean")
+    for name in slow:
+        np.testing.assert_allclose(ours[name], slow[name], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_replay_refuses_dropout_it_cannot_redraw(rng):
+    model = nn.LSTM(3, 4, num_layers=2, dropout=0.5)
+    wrapped = GradSampleModule(model)
+    out, _ = wrapped(mg.randn(5, 2, 3))
+    with pytest.raises(ValueError, match=r"cannot replay dropout between layers \(dropout=0.5\)"):
+        out.sum().backward()
+    wrapped.remove_hooks()
+    model.eval()
+    grads = per_sample_grads(
+        model, lambda o, t: o[0].sum(), (mg.randn(5, 2, 3), None), batch_first=False
+    )
+    assert grads["weight_ih_l1"].shape == (2, 16, 4)
