@@ -177,16 +177,25 @@ class Sequential:
         return Tensor._from_array(a.astype(dtypes.get_default_dtype()))
 
     def _run_batches(
-        self, x, y, batch_size, train, order=None, progress=None, callbacks=None, ranks=1
+        self, x, y, batch_size, train, order=None, progress=None, callbacks=None, ranks=1,
+        batches=None,
     ):
         order = np.arange(len(x)) if order is None else order
         n = len(order)
         totals: dict[str, float] = {}
         seen = 0
-        for batch, start in enumerate(range(0, n, batch_size)):
-            idx = order[start : start + batch_size]
-            xb = Tensor._from_array(x.data[idx])
-            yb = Tensor._from_array(y.data[idx])
+        if batches is None:  # slices of the order; a private fit passes its Poisson batches
+            batches = (
+                (Tensor._from_array(x.data[order[i : i + batch_size]]),
+                 Tensor._from_array(y.data[order[i : i + batch_size]]))
+                for i in range(0, n, batch_size)
+            )  # fmt: skip
+        for batch, (xb, yb) in enumerate(batches):
+            idx = range(len(xb))
+            if not idx and train:  # an empty Poisson batch: a noise-only step, nothing to log
+                self.optimizer.step()
+                self.optimizer.zero_grad()
+                continue
             if train:
                 pred = self(xb, training=True)
                 loss = self.loss(yb, pred)
@@ -228,13 +237,25 @@ class Sequential:
         validation_data: Any = None,
         shuffle: bool = True,
         initial_epoch: int = 0,
+        privacy_engine: Any = None,
+        privacy_kwargs: dict | None = None,
     ) -> History:
-        """Train for ``epochs`` passes over (x, y); returns the History."""
+        """Train for ``epochs`` passes over (x, y); returns the History.
+
+        With ``privacy_engine`` (a ``minigrad.privacy.PrivacyEngine``) training is DP-SGD:
+        the network, the optimizer and a loader of (x, y) in batches of ``batch_size`` go
+        through ``privacy_engine.make_private(**privacy_kwargs)`` (noise_multiplier,
+        max_grad_norm, ...), and each epoch takes its Poisson-sampled batches."""
         self._check_compiled("fit")
         batch_size = batch_size or 32
         xt = self._inputs(x)
         if self.optimizer is None:
             self.optimizer = self._pending_optimizer.build(self._net.parameters())
+        if privacy_engine is not None and not privacy_kwargs:
+            raise ValueError(
+                "fit: privacy_engine needs privacy_kwargs, e.g. "
+                "{'noise_multiplier': 1.1, 'max_grad_norm': 1.0}"
+            )
         yt = self._targets(y, None)
         if len(xt) != len(yt):
             raise ValueError(f"fit: x has {len(xt)} samples but y has {len(yt)}")
@@ -247,18 +268,38 @@ class Sequential:
             cut = int(len(xt) * (1.0 - validation_split))
             val = (Tensor._from_array(xt.data[cut:]), Tensor._from_array(yt.data[cut:]))
             xt, yt = Tensor._from_array(xt.data[:cut]), Tensor._from_array(yt.data[:cut])
+        if privacy_engine is not None and distributed.world_size() > 1:
+            raise ValueError(
+                "fit: DP-SGD (privacy_engine) under mpiexec is not supported; train it in one "
+                "process"
+            )
+        private_loader = plain = wrapped = None
+        if privacy_engine is not None:
+            from minigrad.data import DataLoader, TensorDataset
+
+            plain = self.optimizer
+            wrapped, self.optimizer, private_loader = privacy_engine.make_private(
+                module=self._net, optimizer=plain, data_loader=DataLoader(
+                    TensorDataset(xt, yt), batch_size=batch_size, shuffle=True
+                ), **privacy_kwargs,
+            )  # fmt: skip
         ranks = distributed.world_size()
         ddp = distributed.DistributedDataParallel(self._net) if ranks > 1 else None
         try:
             return self._fit_epochs(
-                xt, yt, val, batch_size, epochs, verbose, callbacks, shuffle, initial_epoch, ddp
+                xt, yt, val, batch_size, epochs, verbose, callbacks, shuffle, initial_epoch, ddp,
+                private_loader,
             )
         finally:
             if ddp is not None:
                 ddp.remove_hooks()
+            if private_loader is not None:  # the plain model and optimizer again
+                self.optimizer = plain
+                wrapped.remove_hooks()
 
     def _fit_epochs(
-        self, xt, yt, val, batch_size, epochs, verbose, callbacks, shuffle, initial_epoch, ddp
+        self, xt, yt, val, batch_size, epochs, verbose, callbacks, shuffle, initial_epoch, ddp,
+        private_loader=None,
     ) -> History:
         ranks, rank = (ddp.world, distributed.rank()) if ddp is not None else (1, 0)
         verbose = verbose if rank == 0 else 0
@@ -279,7 +320,9 @@ class Sequential:
             progress = Progress(
                 history.params["steps"], f"Epoch {epoch + 1}/{epochs}", enabled(verbose)
             )
-            logs = self._run_batches(xt, yt, local_batch, True, order, progress, cbs, ranks)
+            logs = self._run_batches(
+                xt, yt, local_batch, True, order, progress, cbs, ranks, private_loader
+            )
             progress.close()
             if ddp is not None:
                 for b in self._net.buffers():  # batch-norm statistics: rank 0's

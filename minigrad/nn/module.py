@@ -21,9 +21,12 @@ from minigrad.tensor import Tensor
 
 
 class Parameter(Tensor):
-    """A tensor that is a learnable part of a module: ``requires_grad=True`` by default."""
+    """A tensor that is a learnable part of a module: ``requires_grad=True`` by default.
 
-    __slots__ = ()
+    ``grad_sample`` stays None unless ``minigrad.privacy.GradSampleModule`` stores per-sample
+    gradients there (B, *shape), as Opacus does on PyTorch's parameters."""
+
+    __slots__ = ("grad_sample",)
 
     def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
         if data is None:
@@ -32,6 +35,7 @@ class Parameter(Tensor):
         if not dtypes.is_floating(self.data.dtype):
             self.data = self.data.astype(dtypes.get_default_dtype())
         self.requires_grad = requires_grad
+        self.grad_sample: Any = None
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()

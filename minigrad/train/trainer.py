@@ -181,8 +181,18 @@ class Trainer:
         callbacks: list[Callback] | None = None,
         optimizers: tuple = (None, None),
         compute_loss_func: Callable | None = None,
+        privacy_engine: Any = None,
+        privacy_kwargs: dict | None = None,
     ) -> None:
         self.model, self.args = model, args
+        # DP-SGD (minigrad.privacy, docs/privacy.md): train() passes the model, the optimizer
+        # and the train loader through privacy_engine.make_private(**privacy_kwargs)
+        if privacy_engine is not None and not privacy_kwargs:
+            raise ValueError(
+                "Trainer: privacy_engine needs privacy_kwargs, e.g. "
+                "{'noise_multiplier': 1.1, 'max_grad_norm': 1.0}"
+            )
+        self.privacy_engine, self.privacy_kwargs = privacy_engine, dict(privacy_kwargs or {})
         self.train_dataset, self.eval_dataset = train_dataset, eval_dataset
         self.data_collator, self.compute_metrics = data_collator, compute_metrics
         self.optimizer, self.lr_scheduler = optimizers
@@ -299,6 +309,28 @@ class Trainer:
             epochs = math.ceil(args.num_train_epochs)
             total_steps = math.ceil(args.num_train_epochs * per_epoch)
         self.create_optimizer_and_scheduler(total_steps)
+        private = self.privacy_engine is not None
+        if private:
+            if resume_from_checkpoint:
+                raise ValueError(
+                    "Trainer: resume_from_checkpoint with a privacy_engine is not supported (the "
+                    "accountant's history is not in the checkpoint)"
+                )
+            if args.gradient_accumulation_steps != 1:
+                raise ValueError(
+                    "Trainer: a privacy_engine takes one batch per step; got "
+                    f"gradient_accumulation_steps={args.gradient_accumulation_steps}"
+                )
+            if self.data_parallel:
+                raise ValueError(
+                    "Trainer: DP-SGD (privacy_engine) under mpiexec is not supported; train it "
+                    "in one process (or set TrainingArguments(data_parallel=False))"
+                )
+            # the hooks sit on the model's own layers: self.model stays the plain model
+            _, self.optimizer, loader = self.privacy_engine.make_private(
+                module=self.model, optimizer=self.optimizer, data_loader=loader,
+                **self.privacy_kwargs,
+            )  # fmt: skip
         self.model.train()
         if self.data_parallel and self.model_wrapped is self.model:
             self.model_wrapped = distributed.DistributedDataParallel(
@@ -338,17 +370,18 @@ class Trainer:
                 with sync() if sync is not None and not last_micro else contextlib.nullcontext():
                     loss = self.compute_loss(batch)
                     (loss / args.gradient_accumulation_steps).backward()
-                running += float(loss.data)
-                running_count += 1
-                total += float(loss.data)
-                total_count += 1
+                if not private or batch_size_of(batch) > 0:  # a Poisson batch may be empty
+                    running += float(loss.data)
+                    running_count += 1
+                    total += float(loss.data)
+                    total_count += 1
                 if not last_micro:
                     continue
                 micro = 0
                 if sync is not None:
                     self.model_wrapped.finish_gradient_synchronization()
                 grad_norm = None
-                if args.max_grad_norm and args.max_grad_norm > 0:
+                if args.max_grad_norm and args.max_grad_norm > 0 and not private:
                     grad_norm = float(
                         clip_grad_norm_(self.model.parameters(), args.max_grad_norm).data
                     )

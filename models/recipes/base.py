@@ -79,7 +79,10 @@ class Recipe:
     ``compute_metrics(data, model)``, which build those functions once the data and the
     model exist (default: stacking, and accuracy); ``callbacks(model)``; and
     ``finish(trainer, model, data, seed, out)``, which adds recipe-specific figures (and
-    files, unless ``out`` is None).
+    files, unless ``out`` is None). ``privacy`` trains with DP-SGD (``minigrad.privacy``):
+    ``{"target_epsilon", "delta", "max_grad_norm"}``; the noise multiplier is the one that
+    reaches target_epsilon at delta after the run's steps, and the report gives the epsilon
+    the accountant counted.
     """
 
     name: str
@@ -108,6 +111,7 @@ class Recipe:
     # start_from(checkpoint) -> (model, tokenizer, collate, learning rate): train from a
     # Hugging Face checkpoint instead of from scratch (``minigrad train NAME --from PATH``)
     start_from: Callable[[str], tuple] | None = None
+    privacy: dict | None = None
 
 
 def accuracy(p) -> dict:
@@ -186,6 +190,7 @@ def run(
         data_parallel=data_parallel,
     )
     args = TrainingArguments(**{**settings, **recipe.training})
+    private = _private(recipe, d, steps) if recipe.privacy and not evaluate_only else {}
     trainer = (Trainer if recipe.shuffle else InOrderTrainer)(
         model,
         args,
@@ -196,6 +201,7 @@ def run(
         compute_loss_func=recipe.compute_loss,
         optimizers=(optimizer, schedule or lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)),
         callbacks=recipe.callbacks(model) if recipe.callbacks else None,
+        **{k: v for k, v in private.items() if k.startswith("privacy_")},
     )
     if evaluate_only:
         _load_trained(model, out)
@@ -206,6 +212,13 @@ def run(
         result = trainer.evaluate(d.final)
         figures[recipe.report_as] = result[f"eval_{recipe.metric}"]
         figures.update({key: result[f"eval_{m}"] for key, m in recipe.also_report.items()})
+    if private:
+        delta = recipe.privacy["delta"]
+        figures.update(
+            epsilon=round(private["privacy_engine"].get_epsilon(delta), 4),
+            delta=delta,
+            noise_multiplier=round(private["privacy_kwargs"]["noise_multiplier"], 4),
+        )
     if recipe.finish:
         figures.update(
             recipe.finish(trainer, model, d, seed, None if evaluate_only or not writer else out)
@@ -224,6 +237,26 @@ def run(
     if start_from is not None:  # the checkpoint's tokenizer files go beside the model
         d.tokenizer.save_pretrained(Path(out) / "model")
     return report
+
+
+def _private(recipe: Recipe, d: Data, steps: int) -> dict:
+    """The Trainer's privacy_engine and privacy_kwargs for a DP-SGD recipe: the noise that
+    reaches the target epsilon after ``steps`` steps at the loader's sample rate (one over its
+    number of batches, as make_private sets it)."""
+    from minigrad.privacy import PrivacyEngine, get_noise_multiplier
+
+    p = recipe.privacy
+    batches = -(-len(d.train) // recipe.batch)
+    sigma = get_noise_multiplier(
+        target_epsilon=p["target_epsilon"],
+        target_delta=p["delta"],
+        sample_rate=1 / batches,
+        steps=steps,
+    )
+    return {
+        "privacy_engine": PrivacyEngine(),
+        "privacy_kwargs": {"noise_multiplier": sigma, "max_grad_norm": p["max_grad_norm"]},
+    }
 
 
 def _load_trained(model: Any, out: str) -> None:
