@@ -96,6 +96,21 @@ forward_hook: Callable | None = None
 batch_hook: Callable | None = None
 
 
+class OpTable(dict):
+    """A table keyed by Function class (forward mode's JVP rules, vmap's batching rules),
+    built by ``build()`` on first use: the ops' modules import this one, so it cannot list
+    them when it is imported."""
+
+    def __init__(self, build: Callable[[], dict]) -> None:
+        super().__init__()
+        self._build = build
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if not self:
+            self.update(self._build())
+        return super().get(key, default)
+
+
 # --------------------------------------------------------------------------------------
 # 2. Function: one differentiable op, and one node of the graph
 # --------------------------------------------------------------------------------------

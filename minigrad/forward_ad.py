@@ -217,13 +217,4 @@ def _rules() -> dict[type, Any]:
     return rules
 
 
-class _Rules(dict):
-    """RULES, filled on first use (the ops import this package's modules)."""
-
-    def get(self, key, default=None):
-        if not self:
-            self.update(_rules())
-        return super().get(key, default)
-
-
-RULES: dict[type, Any] = _Rules()
+RULES: dict[type, Any] = autograd.OpTable(_rules)
