@@ -1,4 +1,4 @@
-"""Kernel benchmarks: minigrad against its NumPy twins and PyTorch, as the kernels issue asks.
+"""Kernel benchmarks: minigrad against its NumPy twins and PyTorch, side by side.
 
     python -m benchmarks.kernels [--threads 1 2] [--repeats 7] [--only conv2d,attention] [--quick]
 

@@ -6,9 +6,9 @@ Each case builds the same module in minigrad and in PyTorch (CPU, the same threa
 copies PyTorch's weights into minigrad through the state dict, and times one training step's
 worth of work: forward, a scalar loss, backward (gradients are reset each time). float32.
 The figure is the median over R repeats after a warm-up, and the ratio minigrad / PyTorch is
-taken within this one run (lower is better; <= 1.0 is the goal of the nn issue).
+taken within this one run (lower is better; the goal is <= 1.0).
 
-Cases (the nn issue's):
+Cases:
   lstm         nn.LSTM(128, 128), input (T=64, B=32, 128)
   gru          nn.GRU(128, 128), input (T=64, B=32, 128)
   transformer  nn.TransformerEncoderLayer(d_model=128, nhead=4, batch_first=True) with

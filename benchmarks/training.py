@@ -10,7 +10,7 @@ repeats of S steps, after a warm-up; the two frameworks alternate repeats in one
 The optimizer column is the share of the step spent in ``optimizer.step()`` (timed alone over
 the same steps).
 
-Cases (the training issue's, and the model-zoo issue's throughput):
+Cases:
   mlp     784-256-10, ReLU, batch 32, SGD(lr=0.01, momentum=0.9)
   lenet5  conv 6@5x5 pad 2, ReLU, max-pool 2, conv 16@5x5, ReLU, max-pool 2, 120, 84, 10,
           batch 64, Adam(lr=1e-3); also reported as training samples per second
