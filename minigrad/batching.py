@@ -298,6 +298,18 @@ def _linear(cls, inputs, params, size):
     return _reshape(out, x.data.shape[:-1] + (w.data.shape[1],))
 
 
+def _attention(cls, inputs, params, size):
+    """Scaled dot-product attention: the batch merged into the op's own batch dim (a learned
+    mask, or a mask that differs along that dim, loops)."""
+    mask = params["mask"]
+    if len(inputs) == 4 or (mask is not None and mask.ndim == 4 and mask.shape[0] != 1):
+        return None
+    q, k, v = _all_batched(inputs, size)
+    merged = [_reshape(t, (-1,) + t.data.shape[2:]) for t in (q, k, v)]
+    out = cls.apply(*merged, **params)
+    return _reshape(out, q.data.shape[:2] + out.data.shape[1:])
+
+
 def _loop(cls, inputs, params, size):
     from minigrad.ops.indexing import GetItem
     from minigrad.ops.movement import Cat
@@ -322,9 +334,9 @@ _noted: set = set()
 def _rules() -> dict[type, Any]:
     from importlib import import_module
 
-    elementwise, indexing, matmul, movement, reduce = (
+    attention, elementwise, indexing, matmul, movement, reduce = (
         import_module(f"minigrad.ops.{name}")
-        for name in ("elementwise", "indexing", "matmul", "movement", "reduce")
+        for name in ("attention", "elementwise", "indexing", "matmul", "movement", "reduce")
     )
     pointwise = [
         elementwise.Neg, elementwise.Exp, elementwise.Log, elementwise.Sqrt, elementwise.Sin,
@@ -337,6 +349,9 @@ def _rules() -> dict[type, Any]:
         elementwise.Add, elementwise.Sub, elementwise.Mul, elementwise.Div, elementwise.Pow,
         elementwise.Maximum, indexing.Where, matmul.MatMul,
     ]
+    from minigrad.nn.hooks import BackwardHookIdentity
+
+    pointwise.append(BackwardHookIdentity)
     rules: dict[type, Any] = {cls: _pointwise for cls in pointwise}
     rules.update({cls: _broadcasting for cls in broadcasting})
     rules.update({
@@ -346,7 +361,7 @@ def _rules() -> dict[type, Any]:
     rules.update({
         movement.Reshape: _reshape_rule, movement.Permute: _permute, movement.Expand: _expand,
         movement.Pad: _pad, movement.Cat: _cat, indexing.GetItem: _getitem,
-        matmul.Linear: _linear,
+        matmul.Linear: _linear, attention.ScaledDotProductAttention: _attention,
     })
     return rules
 

@@ -53,7 +53,10 @@ def lstm_layer(
     gate order i, f, g, o; ``bias`` is b_ih + b_hh. Returns (2, T, B, H): the hidden state h
     and the cell state c of every step."""
     require_float(x, "lstm_layer")
-    return LSTMLayer.apply(x, h0, c0, w_ih, w_hh, _bias(bias, w_ih.shape[0], x))
+    bias = _bias(bias, w_ih.shape[0], x)
+    if _per_sample_weights(w_ih, w_hh, bias):
+        return _lstm_equations(x, h0, c0, w_ih, w_hh, bias)
+    return LSTMLayer.apply(x, h0, c0, w_ih, w_hh, bias)
 
 
 class GRULayer(Function):
@@ -91,7 +94,49 @@ def gru_layer(
     r, z, n. Returns every hidden state (T, B, H)."""
     require_float(x, "gru_layer")
     rows = w_ih.shape[0]
-    return GRULayer.apply(x, h0, w_ih, w_hh, _bias(b_ih, rows, x), _bias(b_hh, rows, x))
+    b_ih, b_hh = _bias(b_ih, rows, x), _bias(b_hh, rows, x)
+    if _per_sample_weights(w_ih, w_hh, b_ih, b_hh):
+        return _gru_equations(x, h0, w_ih, w_hh, b_ih, b_hh)
+    return GRULayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh)
+
+
+def _per_sample_weights(*weights: Tensor) -> bool:
+    """Inside vmap with weights that differ per sample (vmap(grad(...)) over a layer's
+    parameters: per-sample gradients), where the kernels, which take one weight, cannot
+    run batched: the layer then runs as its equations, whose ops all batch."""
+    from minigrad import batching
+
+    return batching.batch_size is not None and any(batching.is_batched(w) for w in weights)
+
+
+def _lstm_equations(x, h0, c0, w_ih, w_hh, bias) -> Tensor:
+    """The LSTM layer as minigrad ops, step by step: (2, T, B, H) as LSTMLayer."""
+    from minigrad.ops.elementwise import sigmoid, tanh
+    from minigrad.ops.movement import chunk, stack
+
+    h, c, hs, cs = h0, c0, [], []
+    for t in range(x.shape[0]):
+        zi, zf, zg, zo = chunk(x[t] @ w_ih.mT + bias + h @ w_hh.mT, 4, -1)
+        c = sigmoid(zf) * c + sigmoid(zi) * tanh(zg)
+        h = sigmoid(zo) * tanh(c)
+        hs.append(h)
+        cs.append(c)
+    return stack([stack(hs), stack(cs)])
+
+
+def _gru_equations(x, h0, w_ih, w_hh, b_ih, b_hh) -> Tensor:
+    """The GRU layer as minigrad ops, step by step: (T, B, H) as GRULayer."""
+    from minigrad.ops.elementwise import sigmoid, tanh
+    from minigrad.ops.movement import chunk, stack
+
+    h, hs = h0, []
+    for t in range(x.shape[0]):
+        xr, xz, xn = chunk(x[t] @ w_ih.mT + b_ih, 3, -1)
+        hr, hz, hn = chunk(h @ w_hh.mT + b_hh, 3, -1)
+        r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+        h = (1 - z) * tanh(xn + r * hn) + z * h
+        hs.append(h)
+    return stack(hs)
 
 
 # -- second order: backpropagation through time written with minigrad ops ----------------

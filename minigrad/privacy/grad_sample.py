@@ -12,11 +12,14 @@ parameter gradient is a contraction of A[b] with G[b] that keeps the batch dim b
 - LayerNorm: dweight[b] = sum of G[b] * xhat[b] with xhat the normalized input;
   dbias[b] = sum of G[b].
 - RNN, LSTM, GRU, MultiheadAttention (their own parameters; MultiheadAttention's out_proj is
-  a Linear and has the Linear rule): no closed rule here, because their recurrences run as
-  fused kernels that keep the gates to themselves. The fallback is exact but slower: the
-  layer keeps its inputs and the gradients reaching its outputs, and after the batch's
-  backward pass replays the layer alone on each sample with that sample's output gradient
-  (B small forward and backward passes of that one layer, never of the whole model).
+  a Linear and has the Linear rule): their recurrences run as fused kernels that keep the
+  gates to themselves, so the layer keeps its inputs and the gradients reaching its
+  outputs, and after the batch's backward pass runs again under
+  ``minigrad.func.vmap(grad(...))`` with per-sample copies of its parameters: the
+  recurrences as their equations (minigrad/ops/rnn.py), every op batched, one backward pass
+  of that one layer for the whole batch. A per-sample attention mask (key_padding_mask, or a
+  (B * heads, L, S) attn_mask) is read as an array, which vmap cannot batch: that layer then
+  runs once per sample, still exact, and says so once on stderr.
 
 With ``loss_reduction="mean"`` the gradient reaching each layer carries a factor 1/B, which
 is multiplied back (by the batch size of the layer's input), as Opacus does, so that
@@ -162,11 +165,19 @@ def _rule_of(module: Module) -> Callable | None:
     return None
 
 
-# -- the fallback for RNN / LSTM / GRU / MultiheadAttention: replay one sample at a time ---
+# -- RNN / LSTM / GRU / MultiheadAttention: the layer again, per sample, batched ----------
+#
+# These layers' kernels keep no per-sample pieces to multiply, so their per-sample gradients
+# come from the layer run again on the batch under minigrad.func.vmap(grad(...)): the layer's
+# parameters become per-sample copies, the recurrent kernels give way to the layers'
+# equations (minigrad/ops/rnn.py), and one backward pass over the batch gives every
+# sample's gradient (minigrad/batching.py). The output gradients caught during the real
+# backward pass drive it.
 
 
-def _rnn_slices(module: RNNBase, args: tuple, kwargs: dict):
-    """(batch size, function b -> (args, kwargs) of sample b, output batch dims)."""
+def _rnn_inputs(module: RNNBase, args: tuple, kwargs: dict):
+    """(batch size, batched inputs, their batch dims, a function rebuilding the call from one
+    sample of each, the outputs' batch dims)."""
     x = args[0]
     if x.ndim != 3:
         raise ValueError(
@@ -175,60 +186,64 @@ def _rnn_slices(module: RNNBase, args: tuple, kwargs: dict):
         )
     xdim = 0 if module.batch_first else 1
     state = args[1] if len(args) > 1 else kwargs.get("hx")
+    states = [] if state is None else list(state) if isinstance(state, tuple) else [state]
 
-    def sample(b: int):
-        xs = _take(x, xdim, b)
+    def call(xs, *hs):  # one sample, as a batch of one
+        xs = xs.unsqueeze(xdim)
+        hs = [h.unsqueeze(1) for h in hs]
         if state is None:
             return (xs,), {}
-        if isinstance(state, tuple):
-            return (xs, tuple(_take(s, 1, b) for s in state)), {}
-        return (xs, _take(state, 1, b)), {}
+        return (xs, tuple(hs) if isinstance(state, tuple) else hs[0]), {}
 
     # outputs: (output, h_n) or (output, (h_n, c_n)), flattened in that order
-    return x.shape[xdim], sample, [xdim, 1, 1]
+    return x.shape[xdim], [x, *states], [xdim] + [1] * len(states), call, [xdim, 1, 1]
 
 
-def _mha_slices(module: MultiheadAttention, args: tuple, kwargs: dict):
+def _mha_inputs(module: MultiheadAttention, args: tuple, kwargs: dict):
     names = ("query", "key", "value", "key_padding_mask", "need_weights", "attn_mask",
              "average_attn_weights", "is_causal")  # fmt: skip
-    call = dict(zip(names, args))
-    call.update(kwargs)
-    query = call["query"]
+    given = dict(zip(names, args))
+    given.update(kwargs)
+    query = given["query"]
     if query.ndim != 3:
         raise ValueError(
             f"MultiheadAttention: per-sample gradients need a batched query (3 dims), "
             f"got {query.shape}"
         )
     bdim = 0 if module.batch_first else 1
-    same = call["query"] is call["key"] and call["key"] is call["value"]
+    bsz = query.shape[bdim]
+    same = given["query"] is given["key"] and given["key"] is given["value"]
+    inputs = [query] if same else [query, given["key"], given["value"]]
+    dims = [bdim] * len(inputs)
+    padding = given.get("key_padding_mask")
+    if padding is not None:
+        inputs.append(Tensor._from_array(_array(padding)))
+        dims.append(0)
+    mask = given.get("attn_mask")
+    per_sample_mask = mask is not None and np.ndim(_array(mask)) == 3
+    if per_sample_mask:  # (B * heads, L, S): one (heads, L, S) block a sample
+        m = _array(mask)
+        inputs.append(Tensor._from_array(m.reshape(bsz, -1, *m.shape[1:])))
+        dims.append(0)
 
-    def sample(b: int):
-        one = dict(call)
-        q = _take(call["query"], bdim, b)
-        if same:
-            one["query"] = one["key"] = one["value"] = q
-        else:
-            one["query"] = q
-            one["key"], one["value"] = _take(call["key"], bdim, b), _take(call["value"], bdim, b)
-        if call.get("key_padding_mask") is not None:
-            one["key_padding_mask"] = _take(call["key_padding_mask"], 0, b)
-        mask = call.get("attn_mask")
-        if mask is not None and np.ndim(_array(mask)) == 3:
-            h = module.num_heads
-            one["attn_mask"] = _array(mask)[b * h : (b + 1) * h]
+    def call(*tensors):
+        one = dict(given)
+        it = iter(tensors)
+        q = next(it).unsqueeze(bdim)
+        one["query"], one["key"], one["value"] = (
+            (q, q, q) if same else (q, next(it).unsqueeze(bdim), next(it).unsqueeze(bdim))
+        )
+        if padding is not None:
+            one["key_padding_mask"] = next(it).unsqueeze(0)
+        if per_sample_mask:
+            one["attn_mask"] = next(it)
         return (), one
 
-    return query.shape[bdim], sample, [bdim, 0]
+    return bsz, inputs, dims, call, [bdim, 0]
 
 
 def _array(v: Any) -> np.ndarray:
     return v.data if isinstance(v, Tensor) else np.asarray(v)
-
-
-def _take(v: Any, dim: int, b: int) -> Any:
-    """Sample b of v along ``dim``, kept as a batch of one, as a tensor without history."""
-    a = np.take(_array(v), [b], axis=dim)
-    return Tensor._from_array(np.ascontiguousarray(a)) if isinstance(v, Tensor) else a
 
 
 def _flat_outputs(output: Any) -> list:
@@ -238,7 +253,11 @@ def _flat_outputs(output: Any) -> list:
 
 
 def _replay_rule(module: Module, call: tuple, grads: list, n_scale: float):
-    """Per-sample gradients of the module's own parameters by replaying each sample alone."""
+    """Per-sample gradients of the module's own parameters: vmap(grad) of the layer's
+    output against the caught output gradients, one sample at a time in form, batched in
+    fact."""
+    from minigrad.func import grad, vmap
+
     args, kwargs = call
     if isinstance(module, RNNBase):
         if module.dropout and module.training:
@@ -246,35 +265,42 @@ def _replay_rule(module: Module, call: tuple, grads: list, n_scale: float):
                 f"{type(module).__name__}: per-sample gradients cannot replay dropout between "
                 f"layers (dropout={module.dropout}); use dropout=0 or eval()"
             )
-        bsz, sample, out_dims = _rnn_slices(module, args, kwargs)
+        bsz, inputs, dims, rebuild, out_dims = _rnn_inputs(module, args, kwargs)
     else:
         if module.dropout and module.training:
             raise ValueError(
                 f"MultiheadAttention: per-sample gradients cannot replay attention dropout "
                 f"(dropout={module.dropout}); use dropout=0 or eval()"
             )
-        bsz, sample, out_dims = _mha_slices(module, args, kwargs)
+        bsz, inputs, dims, rebuild, out_dims = _mha_inputs(module, args, kwargs)
     own = [(name, p) for name, p in module._parameters.items() if p is not None and p.requires_grad]
-    result = {name: np.zeros((bsz, *p.shape), p.data.dtype) for name, p in own}
-    for b in range(bsz):
-        leaves = {name: Tensor(p.data, requires_grad=True) for name, p in own}
-        a, kw = sample(b)
-        with enable_grad(), _replaying():
-            outputs = _flat_outputs(functional_call(module, leaves, a, kw))
-            total = None
-            for out, grad, dim in zip(outputs, grads, out_dims):
-                if grad is None or out is None:
-                    continue
-                g = np.take(grad, [b], axis=dim) * n_scale
-                term = (out * Tensor._from_array(np.ascontiguousarray(g, out.data.dtype))).sum()
-                total = term if total is None else total + term
-            if total is None:
-                continue
-            total.backward()
-        for name, leaf in leaves.items():
-            if leaf.grad is not None:
-                result[name][b] = leaf.grad.data
-    return result
+    caught = [(k, g) for k, g in enumerate(grads) if g is not None]
+    if not own or not caught:
+        return {name: np.zeros((bsz, *p.shape), p.data.dtype) for name, p in own}
+    names = [name for name, _ in own]
+    n_in = len(inputs)
+
+    def weighted_output(*tensors):
+        params = tensors[: len(own)]
+        sample, gs = tensors[len(own) : len(own) + n_in], tensors[len(own) + n_in :]
+        a, kw = rebuild(*sample)
+        outputs = _flat_outputs(functional_call(module, dict(zip(names, params)), a, kw))
+        total = None
+        for (k, _), g in zip(caught, gs):
+            term = (outputs[k] * g.unsqueeze(out_dims[k])).sum()
+            total = term if total is None else total + term
+        return total
+
+    gs = [
+        Tensor._from_array(np.ascontiguousarray(g * n_scale, dtype=own[0][1].data.dtype))
+        for _, g in caught
+    ]
+    in_dims = (None,) * len(own) + tuple(dims) + tuple(out_dims[k] for k, _ in caught)
+    with enable_grad(), _replaying():
+        per_sample = vmap(grad(weighted_output, argnums=tuple(range(len(own)))), in_dims)(
+            *[p for _, p in own], *inputs, *gs
+        )
+    return {name: g.numpy() for name, g in zip(names, per_sample)}
 
 
 _REPLAYING = [False]

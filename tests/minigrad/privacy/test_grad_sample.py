@@ -284,3 +284,18 @@ def test_replay_refuses_dropout_it_cannot_redraw(rng):
         model, lambda o, t: o[0].sum(), (mg.randn(5, 2, 3), None), batch_first=False
     )
     assert grads["weight_ih_l1"].shape == (2, 16, 4)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru", "mha"])
+def test_recurrent_and_attention_layers_run_batched_not_per_sample(kind, rng, capfd):
+    """Their per-sample gradients come from one more batched pass of the layer (vmap of
+    grad, the recurrences as their equations), which says nothing on stderr; a loop over
+    the samples would say so."""
+    mg.manual_seed(1)
+    model = build(nn, kind).double()
+    x, y = inputs(kind, rng), rng.integers(0, 5, 5)
+    ours = per_sample_grads(model, F.cross_entropy, (mg.tensor(x), mg.tensor(y)))
+    slow = one_by_one(model, x, y, "mean")
+    for name in slow:
+        np.testing.assert_allclose(ours[name], slow[name], rtol=1e-9, atol=1e-12, err_msg=name)
+    assert "once per sample" not in capfd.readouterr().err
