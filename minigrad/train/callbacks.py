@@ -106,6 +106,14 @@ class EarlyStopping(Callback):
                 self.model.load_state_dict(self.best_weights)
 
 
+def _writes() -> bool:
+    """Whether this process writes files: always, but for the ranks other than 0 under
+    mpiexec (their logs are the same means, their weights the same)."""
+    from minigrad import distributed
+
+    return distributed.is_main()
+
+
 class ModelCheckpoint(Callback):
     """Save the model's state dict (safetensors, atomically) after each epoch, or only when
     ``monitor`` improved (``save_best_only``). ``filepath`` may hold ``{epoch}`` and metric
@@ -131,6 +139,8 @@ class ModelCheckpoint(Callback):
             if not self.improved(value, self.best, 0.0):
                 return
             self.best = value
+        if not _writes():
+            return
         path = self.filepath.format(epoch=epoch + 1, **logs)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         save(self.model.state_dict(), path)
@@ -170,6 +180,8 @@ class CSVLogger(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.rows.append({"epoch": epoch, **{k: v for k, v in (logs or {}).items()}})
+        if not _writes():
+            return
         keys = ["epoch"] + sorted({k for r in self.rows for k in r} - {"epoch"})
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, keys, delimiter=self.separator, lineterminator="\n")

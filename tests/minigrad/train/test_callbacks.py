@@ -111,3 +111,18 @@ def test_terminate_on_nan():
     with np.errstate(over="ignore", invalid="ignore"):
         m.fit(x, y, epochs=5, batch_size=8, verbose=0, callbacks=[TerminateOnNaN(), rec])
     assert len(rec.values) == 1  # stopped within the first epoch
+
+
+def test_only_rank_zero_writes_checkpoints_and_csv_logs(tmp_path, monkeypatch):
+    """Under mpiexec every rank has the same logs and weights: the other ranks write
+    nothing (faked here as rank 1 of a one-process run)."""
+    from minigrad import distributed
+
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    x, y = problem()
+    model().fit(
+        x, y, epochs=2, verbose=0,
+        callbacks=[ModelCheckpoint(str(tmp_path / "ckpt-{epoch}.safetensors")),
+                   CSVLogger(tmp_path / "log.csv")],
+    )  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
