@@ -233,7 +233,7 @@ def abort(code: int = 1) -> None:
 def _abort_after(hook: Any) -> Any:
     def excepthook(kind, value, traceback) -> None:
         hook(kind, value, traceback)
-        abort(1)
+        _abort(f"{kind.__name__} ends every rank (MPI_Abort)")
 
     return excepthook
 
