@@ -311,7 +311,11 @@ class CharCNN(nn.Module):
     """A word's characters -> one vector (Ma and Hovy 2016): character embeddings (B, T, L)
     -> (B, T, L, char_dim), a convolution of width 3 over the L characters with ``maps``
     filters, and the max over the characters: (B, T, maps). Catches prefixes, suffixes and
-    spelling that an unknown word's id has lost."""
+    spelling that an unknown word's id has lost.
+
+    The padding positions of a batch (all character ids 0) go through the convolution as one
+    row, gathered back to each of them: the same outputs and, summed over the positions, the
+    same gradients as one convolution per position."""
 
     def __init__(self, num_chars: int, char_dim: int = 30, maps: int = 50, width: int = 3):
         super().__init__()
@@ -321,8 +325,13 @@ class CharCNN(nn.Module):
     def forward(self, char_ids) -> mg.Tensor:
         ids = _ids(char_ids)
         b, t, length = ids.shape
-        x = self.embed(ids.reshape(b * t, length)).transpose(1, 2)  # (B*T, char_dim, L)
-        return self.conv(x).amax(-1).reshape(b, t, -1)
+        flat = ids.data.reshape(b * t, length)
+        words = np.flatnonzero(flat.any(axis=1))
+        where = np.full(b * t, len(words))  # padding: the extra blank row after the words
+        where[words] = np.arange(len(words))
+        rows = np.concatenate([flat[words], np.zeros((1, length), flat.dtype)])
+        x = self.embed(mg.tensor(rows)).transpose(1, 2)  # (words + 1, char_dim, L)
+        return self.conv(x).amax(-1)[where].reshape(b, t, -1)
 
 
 class BiLSTMCRFTagger(Pretrained, nn.Module):
