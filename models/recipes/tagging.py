@@ -163,7 +163,7 @@ RECIPES = [
             "character features",
             "Lin et al. 2017, BiLSTM-CRF; Derczynski et al. 2017, Table 3",
         ),
-        minutes=8.0,
+        minutes=6.0,
         load=wnut17_for_the_crf,
         model=lambda d: BiLSTMCRFTagger(
             vocab_size=d.extra["inputs"].vocab_size,
