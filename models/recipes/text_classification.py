@@ -50,7 +50,7 @@ RECIPES = [
         minutes=2.0,
         load=sst2,
         model=lambda d: KimCNN(
-            vocab_size=d.tokenizer.vocab_size, num_classes=2, embed_dropout=0.25
+            vocab_size=d.tokenizer.vocab_size, num_classes=2, embed_dropout=0.25, maps=200
         ),
         optimizer=lambda model, steps: (mg.optim.Adam(model.parameters(), lr=1e-3), None),
         steps=lambda d, epochs, short: (
