@@ -169,6 +169,7 @@ RECIPES = [
             vocab_size=d.extra["inputs"].vocab_size,
             num_chars=d.extra["inputs"].num_chars,
             tag_names=d.train.tag_names,
+            hidden=200,
         ),
         optimizer=adam_decaying_to_zero,
         steps=lambda d, epochs, short: (
