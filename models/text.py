@@ -247,7 +247,8 @@ class KimCNN(Pretrained, nn.Module):
     widths 3, 4 and 5 with 100 maps each, ReLU, max over time, dropout 0.5 and
     Linear(300, num_classes); word vectors start uniform in +-0.25, as Kim's. With vocab
     20000: 6,360,902 parameters. Kim also keeps each row of the last layer's weight at L2
-    norm at most 3 (``max_norm_``), applied after every optimizer step by the recipe."""
+    norm at most 3 (``max_norm_``), applied after every optimizer step by the recipe.
+    ``embed_dropout`` (not Kim's; 0 by default) drops elements of the word vectors too."""
 
     def __init__(
         self,
@@ -257,6 +258,7 @@ class KimCNN(Pretrained, nn.Module):
         widths: list[int] | None = None,
         maps: int = 100,
         dropout: float = 0.5,
+        embed_dropout: float = 0.0,
     ) -> None:
         self._remember(locals())
         nn.Module.__init__(self)
@@ -266,6 +268,7 @@ class KimCNN(Pretrained, nn.Module):
         self.embed.weight.data[0] = 0.0
         self.convs = nn.ModuleList([nn.Conv1d(embedding, maps, w) for w in widths])
         self.drop = nn.Dropout(dropout)
+        self.embed_drop = nn.Dropout(embed_dropout)
         self.fc = nn.Linear(maps * len(widths), num_classes)
         self.min_length = max(widths)
 
@@ -282,7 +285,7 @@ class KimCNN(Pretrained, nn.Module):
                 f"KimCNN: sentences need at least {self.min_length} tokens (pad them), got "
                 f"{ids.shape[-1]}"
             )
-        x = self.embed(ids).transpose(1, 2)  # (B, embedding, T)
+        x = self.embed_drop(self.embed(ids)).transpose(1, 2)  # (B, embedding, T)
         pooled = [conv(x).relu().amax(-1) for conv in self.convs]
         return _with_loss(self.fc(self.drop(mg.cat(pooled, dim=1))), labels)
 
@@ -311,7 +314,11 @@ class CharCNN(nn.Module):
     """A word's characters -> one vector (Ma and Hovy 2016): character embeddings (B, T, L)
     -> (B, T, L, char_dim), a convolution of width 3 over the L characters with ``maps``
     filters, and the max over the characters: (B, T, maps). Catches prefixes, suffixes and
-    spelling that an unknown word's id has lost."""
+    spelling that an unknown word's id has lost.
+
+    The padding positions of a batch (all character ids 0) go through the convolution as one
+    row, gathered back to each of them: the same outputs and, summed over the positions, the
+    same gradients as one convolution per position."""
 
     def __init__(self, num_chars: int, char_dim: int = 30, maps: int = 50, width: int = 3):
         super().__init__()
@@ -321,8 +328,13 @@ class CharCNN(nn.Module):
     def forward(self, char_ids) -> mg.Tensor:
         ids = _ids(char_ids)
         b, t, length = ids.shape
-        x = self.embed(ids.reshape(b * t, length)).transpose(1, 2)  # (B*T, char_dim, L)
-        return self.conv(x).amax(-1).reshape(b, t, -1)
+        flat = ids.data.reshape(b * t, length)
+        words = np.flatnonzero(flat.any(axis=1))
+        where = np.full(b * t, len(words))  # padding: the extra blank row after the words
+        where[words] = np.arange(len(words))
+        rows = np.concatenate([flat[words], np.zeros((1, length), flat.dtype)])
+        x = self.embed(mg.tensor(rows)).transpose(1, 2)  # (words + 1, char_dim, L)
+        return self.conv(x).amax(-1)[where].reshape(b, t, -1)
 
 
 class BiLSTMCRFTagger(Pretrained, nn.Module):

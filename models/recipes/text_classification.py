@@ -49,13 +49,15 @@ RECIPES = [
         ),
         minutes=2.0,
         load=sst2,
-        model=lambda d: KimCNN(vocab_size=d.tokenizer.vocab_size, num_classes=2),
+        model=lambda d: KimCNN(
+            vocab_size=d.tokenizer.vocab_size, num_classes=2, embed_dropout=0.25, maps=200
+        ),
         optimizer=lambda model, steps: (mg.optim.Adam(model.parameters(), lr=1e-3), None),
         steps=lambda d, epochs, short: (
-            60 if short else (epochs or 8) * math.ceil(len(d.train) / 50)
+            60 if short else (epochs or 5) * math.ceil(len(d.train) / 50)
         ),
         batch=50,
-        evaluations=8,
+        evaluations=10,
         best=True,
         collate=lambda d: padded_batches(d.tokenizer, minimum=5, maximum=64),
         callbacks=lambda model: [KeepMaxNorm(model, 3.0)],

@@ -8,7 +8,7 @@ import pytest
 
 import minigrad as mg
 from models.ner import SHAPES, TaggerInputs, entity_spans, wnut_scores, word_shape
-from models.text import BiLSTMCRFTagger
+from models.text import BiLSTMCRFTagger, CharCNN
 
 
 def test_entity_f1_needs_the_same_sentence_span_and_type():
@@ -111,3 +111,28 @@ def test_bilstm_crf_tagger_counts_trains_decodes_and_round_trips(tmp_path):
     again = BiLSTMCRFTagger.from_pretrained(tmp_path / "m")
     again.eval()
     assert again.decode(ids, chars, shapes) == model.decode(ids, chars, shapes)
+
+
+def test_char_cnn_convolves_padding_once_with_the_same_outputs_and_gradients():
+    mg.manual_seed(0)
+    cnn = CharCNN(num_chars=12, char_dim=5, maps=4)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 12, (3, 5, 6))
+    ids[0, 3:] = 0  # padding words, and a word with padding characters
+    ids[2, 1, 4:] = 0
+    weights = mg.tensor(rng.standard_normal((3, 5, 4)).astype(np.float32))
+
+    def every_position(ids):  # one convolution per position, padding included
+        x = cnn.embed(mg.tensor(ids.reshape(15, 6))).transpose(1, 2)
+        return cnn.conv(x).amax(-1).reshape(3, 5, -1)
+
+    results = []
+    for run in (every_position, cnn):
+        cnn.zero_grad()
+        out = run(ids) if run is every_position else run(mg.tensor(ids))
+        (out * weights).sum().backward()
+        results.append((out.detach().numpy(), [p.grad.numpy().copy() for p in cnn.parameters()]))
+    (expected, expected_grads), (got, grads) = results
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    for g, e in zip(grads, expected_grads):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
