@@ -84,11 +84,11 @@ class BatchedTensor(Tensor):
         return self.shape[0]
 
     def detach(self) -> Tensor:
-        with _Physical():
+        with physical():
             return batched(super().detach())
 
     def _compare(self, other: Any, ufunc: Any) -> Tensor:
-        with _Physical():
+        with physical():
             a, b = _aligned((self, _as_tensor(other)), batch_size)
             return batched(Tensor._from_array(ufunc(a.data, b.data)))
 
@@ -134,16 +134,6 @@ def unbatched(t: Tensor) -> Tensor:
 
 def is_batched(t: Any) -> bool:
     return type(t) is BatchedTensor
-
-
-class _Physical:
-    def __enter__(self) -> None:
-        global _physical
-        _physical += 1
-
-    def __exit__(self, *exc: object) -> None:
-        global _physical
-        _physical -= 1
 
 
 class physical:

@@ -26,6 +26,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -231,9 +232,15 @@ def abort(code: int = 1) -> None:
 
 
 def _abort_after(hook: Any) -> Any:
-    def excepthook(kind, value, traceback) -> None:
-        hook(kind, value, traceback)
-        _abort(f"{kind.__name__} ends every rank (MPI_Abort)")
+    def excepthook(kind, value, tb) -> None:
+        line = f"minigrad.distributed: rank {rank()}: {kind.__name__} ends every rank (MPI_Abort)\n"
+        if hook is sys.__excepthook__:  # the traceback and the line in one write: mpiexec
+            # may tear the job down before it forwards a later one
+            sys.stderr.write("".join(traceback.format_exception(kind, value, tb)) + line)
+        else:
+            hook(kind, value, tb)
+            sys.stderr.write(line)
+        abort(1)
 
     return excepthook
 

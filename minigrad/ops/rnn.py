@@ -9,6 +9,8 @@ direction instead of a dozen per time step.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from minigrad import backend
@@ -111,32 +113,17 @@ def _per_sample_weights(*weights: Tensor) -> bool:
 
 def _lstm_equations(x, h0, c0, w_ih, w_hh, bias) -> Tensor:
     """The LSTM layer as minigrad ops, step by step: (2, T, B, H) as LSTMLayer."""
-    from minigrad.ops.elementwise import sigmoid, tanh
-    from minigrad.ops.movement import chunk, stack
+    from minigrad.ops.movement import stack
 
-    h, c, hs, cs = h0, c0, [], []
-    for t in range(x.shape[0]):
-        zi, zf, zg, zo = chunk(x[t] @ w_ih.mT + bias + h @ w_hh.mT, 4, -1)
-        c = sigmoid(zf) * c + sigmoid(zi) * tanh(zg)
-        h = sigmoid(zo) * tanh(c)
-        hs.append(h)
-        cs.append(c)
-    return stack([stack(hs), stack(cs)])
+    steps = _lstm_steps(x, h0, c0, w_ih, w_hh, bias)
+    return stack([stack([s.h for s in steps]), stack([s.c for s in steps])])
 
 
 def _gru_equations(x, h0, w_ih, w_hh, b_ih, b_hh) -> Tensor:
     """The GRU layer as minigrad ops, step by step: (T, B, H) as GRULayer."""
-    from minigrad.ops.elementwise import sigmoid, tanh
-    from minigrad.ops.movement import chunk, stack
+    from minigrad.ops.movement import stack
 
-    h, hs = h0, []
-    for t in range(x.shape[0]):
-        xr, xz, xn = chunk(x[t] @ w_ih.mT + b_ih, 3, -1)
-        hr, hz, hn = chunk(h @ w_hh.mT + b_hh, 3, -1)
-        r, z = sigmoid(xr + hr), sigmoid(xz + hz)
-        h = (1 - z) * tanh(xn + r * hn) + z * h
-        hs.append(h)
-    return stack(hs)
+    return stack([s.h for s in _gru_steps(x, h0, w_ih, w_hh, b_ih, b_hh)])
 
 
 # -- second order: backpropagation through time written with minigrad ops ----------------
@@ -150,22 +137,70 @@ def _add(total: Tensor | None, term: Tensor) -> Tensor:
     return term if total is None else total + term
 
 
-def _lstm_backward_ops(x, h0, c0, w_ih, w_hh, bias, grad) -> tuple:
+class _LSTMStep(NamedTuple):
+    h_prev: Tensor
+    c_prev: Tensor
+    i: Tensor
+    f: Tensor
+    g: Tensor
+    o: Tensor
+    tanh_c: Tensor
+    h: Tensor
+    c: Tensor
+
+
+def _lstm_steps(x, h0, c0, w_ih, w_hh, bias) -> list[_LSTMStep]:
+    """The LSTM's equations (the module docstring of kernels/rnn.py) run as minigrad ops,
+    every step's gates kept: the layer's forward as ops, and what its backward as ops needs."""
     from minigrad.ops.elementwise import sigmoid, tanh
-    from minigrad.ops.movement import cat, chunk, stack
+    from minigrad.ops.movement import chunk
 
     h, c, steps = h0, c0, []
     for t in range(x.shape[0]):
         zi, zf, zg, zo = chunk(x[t] @ w_ih.mT + bias + h @ w_hh.mT, 4, -1)
         i, f, g, o = sigmoid(zi), sigmoid(zf), tanh(zg), sigmoid(zo)
         c_new = f * c + i * g
-        tc = tanh(c_new)
-        steps.append((h, c, i, f, g, o, tc))
-        h, c = o * tc, c_new
+        tanh_c = tanh(c_new)
+        h_new = o * tanh_c
+        steps.append(_LSTMStep(h, c, i, f, g, o, tanh_c, h_new, c_new))
+        h, c = h_new, c_new
+    return steps
+
+
+class _GRUStep(NamedTuple):
+    h_prev: Tensor
+    r: Tensor
+    z: Tensor
+    n: Tensor
+    hn: Tensor
+    h: Tensor
+
+
+def _gru_steps(x, h0, w_ih, w_hh, b_ih, b_hh) -> list[_GRUStep]:
+    """The GRU's equations run as minigrad ops, every step's gates kept."""
+    from minigrad.ops.elementwise import sigmoid, tanh
+    from minigrad.ops.movement import chunk
+
+    h, steps = h0, []
+    for t in range(x.shape[0]):
+        xr, xz, xn = chunk(x[t] @ w_ih.mT + b_ih, 3, -1)
+        hr, hz, hn = chunk(h @ w_hh.mT + b_hh, 3, -1)
+        r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+        n = tanh(xn + r * hn)
+        h_new = (1 - z) * n + z * h
+        steps.append(_GRUStep(h, r, z, n, hn, h_new))
+        h = h_new
+    return steps
+
+
+def _lstm_backward_ops(x, h0, c0, w_ih, w_hh, bias, grad) -> tuple:
+    from minigrad.ops.movement import cat, stack
+
+    steps = _lstm_steps(x, h0, c0, w_ih, w_hh, bias)
     dh_next = dc_next = dw_ih = dw_hh = db = None
     dxs = []
     for t in reversed(range(x.shape[0])):
-        h_prev, c_prev, i, f, g, o, tc = steps[t]
+        h_prev, c_prev, i, f, g, o, tc, _, _ = steps[t]
         dh = _add(dh_next, grad[0, t])  # from the output and from step t + 1
         dc = _add(dc_next, grad[1, t] + dh * o * (1 - tc * tc))
         dz = cat(
@@ -181,21 +216,13 @@ def _lstm_backward_ops(x, h0, c0, w_ih, w_hh, bias, grad) -> tuple:
 
 
 def _gru_backward_ops(x, h0, w_ih, w_hh, b_ih, b_hh, grad) -> tuple:
-    from minigrad.ops.elementwise import sigmoid, tanh
-    from minigrad.ops.movement import cat, chunk, stack
+    from minigrad.ops.movement import cat, stack
 
-    h, steps = h0, []
-    for t in range(x.shape[0]):
-        xr, xz, xn = chunk(x[t] @ w_ih.mT + b_ih, 3, -1)
-        hr, hz, hn = chunk(h @ w_hh.mT + b_hh, 3, -1)
-        r, z = sigmoid(xr + hr), sigmoid(xz + hz)
-        n = tanh(xn + r * hn)
-        steps.append((h, r, z, n, hn))
-        h = (1 - z) * n + z * h
+    steps = _gru_steps(x, h0, w_ih, w_hh, b_ih, b_hh)
     dh_next = dw_ih = dw_hh = db_ih = db_hh = None
     dxs = []
     for t in reversed(range(x.shape[0])):
-        h_prev, r, z, n, hn = steps[t]
+        h_prev, r, z, n, hn, _ = steps[t]
         dh = _add(dh_next, grad[t])
         dn = dh * (1 - z) * (1 - n * n)  # through n's tanh
         dr = dn * hn * r * (1 - r)

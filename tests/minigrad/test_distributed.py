@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -190,9 +189,9 @@ def initial(dtype):
 
 @needs_mpi
 def test_a_rank_that_never_sends_its_gradients_makes_the_other_abort_the_job_after_timeout():
-    start = time.perf_counter()
+    # the 30 s bound is launch's timeout: a job still running then fails the test
     result = launch(sys.executable, str(JOB), "timeout", timeout=30)
-    assert result.returncode != 0 and time.perf_counter() - start < 30
+    assert result.returncode != 0
     text = result.stdout + result.stderr
     assert "rank 0: a gradient allreduce did not complete within 1 s" in text
     assert "was not stopped" not in text
@@ -200,10 +199,9 @@ def test_a_rank_that_never_sends_its_gradients_makes_the_other_abort_the_job_aft
 
 @needs_mpi
 def test_an_error_on_one_rank_ends_the_others_instead_of_leaving_them_waiting():
-    start = time.perf_counter()
-    result = launch(sys.executable, str(JOB), "error", timeout=30)
+    result = launch(sys.executable, str(JOB), "error", timeout=30)  # bounded by the timeout
     text = result.stdout + result.stderr
-    assert result.returncode != 0 and time.perf_counter() - start < 30
+    assert result.returncode != 0
     # the rank's own line, printed and flushed before MPI_Abort (MPICH's own report of the
     # abort may be cut off when the job is torn down)
     assert "ValueError: rank 1 cannot go on" in text
@@ -309,13 +307,12 @@ def test_a_killed_rank_ends_the_job_and_the_run_resumes_exactly_on_two_ranks(tmp
             break
     assert victim is not None, "the job never reached step 7"
     os.kill(victim, signal.SIGKILL)
-    start = time.perf_counter()
     try:
         rest = proc.communicate(timeout=20)[0]
     except subprocess.TimeoutExpired:
         proc.kill()
         pytest.fail("the surviving rank was still running 20 s after the other was killed")
-    assert proc.returncode != 0 and time.perf_counter() - start < 20
+    assert proc.returncode != 0
     assert "BAD TERMINATION" in rest and "done" not in rest
     assert not (killed / "final.safetensors").exists()
     assert sorted(p.name for p in killed.glob("checkpoint-*"))  # something to resume from

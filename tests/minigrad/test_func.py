@@ -254,3 +254,9 @@ def test_a_users_op_gives_its_own_jvp_rule_or_gets_one_from_its_backward():
         _, tangent = mf.jvp(op.apply, [x], [v])
         np.testing.assert_allclose(tangent.numpy(), 3 * x.numpy() ** 2 * v.numpy())
     assert CubeWithRule.calls == 1
+
+
+def test_vmap_compares_a_sample_with_a_wider_unbatched_tensor():
+    x, y = normal(4, 3), normal(2, 3)
+    out = mf.vmap(lambda r: mg.where(r > mg.tensor(y), r, mg.tensor(y)))(mg.tensor(x))
+    np.testing.assert_array_equal(out.numpy(), np.stack([np.where(r > y, r, y) for r in x]))
