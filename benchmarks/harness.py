@@ -54,6 +54,8 @@ def machine() -> dict[str, Any]:
         "vector_isa": cpu["vector_isa"],
         "llvm_cpu": cpu["llvm_cpu"],
         "cores": cpu["cores"],
+        "kernel_target": cpu["kernel_target"]["target"],
+        "numba_cpu": cpu["kernel_target"]["numba_cpu"],
         "threads": minigrad.get_num_threads(),
         "minigrad": minigrad.__version__,
         "python": platform.python_version(),
@@ -81,8 +83,9 @@ def describe(info: dict[str, Any]) -> str:
     return (
         f"{info['cpu']} ({info['vector_isa']}, LLVM {info['llvm_cpu']}), "
         f"{info['cores']} cores; "
-        f"minigrad {info['minigrad']} with {info['threads']} thread(s), NumPy {info['numpy']}, "
-        f"Numba {info['numba']}, Python {info['python']}{torch}"
+        f"minigrad {info['minigrad']} with {info['threads']} thread(s), kernels for "
+        f"{info['kernel_target']} (Numba compiling for {info['numba_cpu']}), "
+        f"NumPy {info['numpy']}, Numba {info['numba']}, Python {info['python']}{torch}"
     )
 
 

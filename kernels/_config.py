@@ -18,6 +18,8 @@ import numba
 from numba import njit
 from numba.extending import overload
 
+from kernels import isa  # noqa: F401  sets the CPU Numba compiles for, before any compilation
+
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 

@@ -2,8 +2,9 @@
 
 x: (B, C, H, W)   w: (O, C, KH, KW)   out: (B, O, OH, OW)   NR images per sliver, S slivers
 
-The batch is cut into S = ceil(B / NR) slivers of NR images (16 in float32, 8 in float64: one
-vector register), and the tensors are laid out by sliver, position and channel:
+The batch is cut into S = ceil(B / NR) slivers of NR images (one vector register: on avx512,
+16 in float32 and 8 in float64; kernels/isa.py), and the tensors are laid out by sliver,
+position and channel:
 
     xs   (S, Hp, Wp, Cp, NR)  xs[s, h, w, c, l] = x[s*NR + l, c, h - top, w - left]: images
                               innermost, zero padded (Cp, Op: C, O rounded up to MR rows)

@@ -1,5 +1,6 @@
 """Writes kernels/_microkernels.py, the register-tile microkernels: on packed operands (the
-GEMM's), and on operands read in place (``micro_strided_*``, for the LSTM's weight gradient).
+GEMM's), and on operands read in place (``micro_strided_*``, for the LSTM's weight gradient),
+for each target vector ISA (``TARGETS``; kernels/isa.py picks one at import).
 
     python -m kernels.gen_microkernels          # rewrite the file
     python -m kernels.gen_microkernels --check  # exit 1 if the file is stale (a test runs it)
@@ -17,15 +18,32 @@ import argparse
 import pathlib
 import sys
 
-# (MR, NR) per dtype: NR fills whole AVX-512 vectors (16 float32, 8 float64), MR rows of them
-# use 12 of the 32 vector registers for the tile; best measured (benchmarks/kernels.py --only gemm).
-TILES = {"float32": (12, 16), "float64": (12, 8)}
-
-# (MR, NR) of the sliver microkernels (the LSTM's, kernels/rnn.py): the same NR, and 16 rows,
-# which divide its gate rows (4H) and H + I exactly at the usual sizes where 12 left a third
-# of a tile idle (264 rows computed for 256); from L1 they run as fast as the 12-row ones
-# (117 GFLOP/s, float32, measured alike).
-SLIVER_TILES = {"float32": (16, 16), "float64": (16, 8)}
+# The tiles of each target (kernels/isa.py chooses one at import). The tile of C lives in
+# vector registers, with one vector of B per NR / lanes and one broadcast value of A besides:
+#
+# - avx512 (32 registers of 16 float32 / 8 float64): the GEMM's 12 x 16 is 12 registers for the
+#   tile; the slivers' 16 rows divide the LSTM's gate rows (4H) and H + I exactly at the usual
+#   sizes, where 12 left a third of a tile idle, and run as fast from L1 (117 GFLOP/s float32).
+# - avx2 (16 registers of 8 float32 / 4 float64): 6 x 16 is 12 registers for the tile, 2 for a
+#   row of B and 1 for A, the classic Haswell shape; the slivers take 8 rows of one register.
+# - portable (16 registers of 128 bits: SSE2 and NEON alike): 4 x 8 float32 is 8 registers.
+#
+# NR is always a whole number of the target's vectors; the sliver MR divides 4H whenever H is a
+# multiple of 4. Measured on each machine by ``python -m benchmarks.kernels --only gemm``.
+TARGETS = {
+    "avx512": {
+        "gemm": {"float32": (12, 16), "float64": (12, 8)},
+        "sliver": {"float32": (16, 16), "float64": (16, 8)},
+    },
+    "avx2": {
+        "gemm": {"float32": (6, 16), "float64": (6, 8)},
+        "sliver": {"float32": (8, 8), "float64": (8, 4)},
+    },
+    "portable": {
+        "gemm": {"float32": (4, 8), "float64": (4, 4)},
+        "sliver": {"float32": (8, 4), "float64": (4, 4)},
+    },
+}
 
 TARGET = pathlib.Path(__file__).with_name("_microkernels.py")
 
@@ -104,12 +122,17 @@ def render() -> str:
         "import numpy as np\n",
         "from kernels._config import slp_kernel\n",
     ]
-    for dtype, (mr, nr) in TILES.items():
-        parts.append(f"\n@slp_kernel\n{_source(f'micro_{dtype}', mr, nr)}")
-    for dtype, (mr, nr) in SLIVER_TILES.items():
-        parts.append(f"\n@slp_kernel\n{_source(f'micro_sliver_{dtype}', mr, nr)}")
-    for dtype, (mr, nr) in SLIVER_TILES.items():
-        parts.append(f"\n@slp_kernel\n{_strided_source(f'micro_strided_{dtype}', mr, nr)}")
+    for target, tiles in TARGETS.items():
+        parts.append(f"\n# -- {target} " + "-" * (93 - len(target)) + "\n")
+        for dtype, (mr, nr) in tiles["gemm"].items():
+            name = f"micro_{dtype}_{target}"
+            parts.append(f"\n@slp_kernel\n{_source(name, mr, nr)}")
+        for dtype, (mr, nr) in tiles["sliver"].items():
+            name = f"micro_sliver_{dtype}_{target}"
+            parts.append(f"\n@slp_kernel\n{_source(name, mr, nr)}")
+        for dtype, (mr, nr) in tiles["sliver"].items():
+            name = f"micro_strided_{dtype}_{target}"
+            parts.append(f"\n@slp_kernel\n{_strided_source(name, mr, nr)}")
     return "\n".join(parts)
 
 

@@ -3,8 +3,10 @@ products that the GEMM (kernels/matmul.py), the LSTM (kernels/rnn.py) and the co
 batch slivers (kernels/conv_slivers.py) are built on.
 
 The products themselves are generated straight-line code (kernels/_microkernels.py, from
-kernels/gen_microkernels.py). Each helper here picks the float32 or float64 one; called from
-a kernel it is inlined, and its choice and tile sizes are compile-time constants there:
+kernels/gen_microkernels.py), one set per vector ISA; the one for this CPU's target
+(kernels/isa.py) is bound here at import. Each helper here picks the float32 or float64 one;
+called from a kernel it is inlined, and its choice and tile sizes are compile-time constants
+there:
 
 - ``packed_tile_product``: the MR x NR product of a packed A sliver and a packed B sliver,
   added into (or, with ``zero``, written to) a tile of C; the GEMM's microkernel.
@@ -20,16 +22,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels import _microkernels
 from kernels._config import inlined_overload
-from kernels._microkernels import (
-    micro_float32,
-    micro_float64,
-    micro_sliver_float32,
-    micro_sliver_float64,
-    micro_strided_float32,
-    micro_strided_float64,
-)
-from kernels.gen_microkernels import SLIVER_TILES, TILES
+from kernels.gen_microkernels import TARGETS
+from kernels.isa import TARGET
+
+# This CPU's target's tiles (kernels/isa.py) and products.
+TILES = TARGETS[TARGET]["gemm"]
+SLIVER_TILES = TARGETS[TARGET]["sliver"]
+
+
+def _product(kind: str, dtype: str):
+    return getattr(_microkernels, f"micro{kind}_{dtype}_{TARGET}")
+
+
+micro_float32, micro_float64 = _product("", "float32"), _product("", "float64")
+micro_sliver_float32 = _product("_sliver", "float32")
+micro_sliver_float64 = _product("_sliver", "float64")
+micro_strided_float32 = _product("_strided", "float32")
+micro_strided_float64 = _product("_strided", "float64")
 
 
 def gemm_tile(dtype) -> tuple[int, int]:

@@ -88,8 +88,8 @@ def blas_info() -> list[dict]:
 
 def cpu_info() -> dict:
     """What this machine computes with, for benchmark reports: the CPU's model name, its
-    architecture, LLVM's name for it (what Numba compiles for), the widest vector ISA among
-    its features, the features that matter for the kernels, and the core count."""
+    architecture, LLVM's name for it, the widest vector ISA among its features, the features
+    that matter for the kernels, the core count and the kernels' target (``kernel_target``)."""
     import os
     import platform
 
@@ -109,8 +109,18 @@ def cpu_info() -> dict:
         isa = "NEON"
     else:
         isa = "SSE" if any(f.startswith("sse") for f in features) else "scalar"
-    shown = ("avx512f", "avx512bw", "avx512vl", "avx512bf16", "amx-tile", "avx2", "fma",
-             "neon", "sve", "sve2")
+    shown = (
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "avx512bf16",
+        "amx-tile",
+        "avx2",
+        "fma",
+        "neon",
+        "sve",
+        "sve2",
+    )
     return {
         "model": _cpu_model() or llvm.get_host_cpu_name(),
         "architecture": arch,
@@ -118,7 +128,16 @@ def cpu_info() -> dict:
         "vector_isa": isa,
         "features": sorted(f for f in features if f in shown),
         "cores": os.cpu_count(),
+        "kernel_target": kernel_target(),
     }
+
+
+def kernel_target() -> dict:
+    """The vector ISA the kernels were built for (kernels/isa.py: the widest this CPU runs, or
+    ``MINIGRAD_ISA``), the width of its vectors in bits and the CPU Numba compiles for."""
+    from kernels import isa
+
+    return isa.describe()
 
 
 def _cpu_model() -> str | None:
@@ -129,7 +148,9 @@ def _cpu_model() -> str | None:
     try:
         if sys.platform == "darwin":
             out = subprocess.run(
-                ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                ["sysctl", "-n", "machdep.cpu.brand_string"],
+                capture_output=True,
+                text=True,
                 timeout=5,
             )
             return out.stdout.strip() or None
@@ -140,4 +161,3 @@ def _cpu_model() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return None
-

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from kernels import checks, conv, conv_slivers
+from kernels.microkernels import sliver_tile
 from kernels.twins import conv as t_conv
 
 from .test_kernels import DTYPES, arr, same
@@ -100,12 +101,15 @@ def test_sliver_conv_dispatch_rule():
               dtype=np.float32):  # fmt: skip
         return conv_slivers.applies(k, s, d, g, pads, b, c, o, dtype)
 
-    assert takes() and takes(b=64, c=32, o=64) and takes(b=12) and takes(b=24, dtype=np.float64)
-    assert not takes(b=1) and not takes(b=8) and not takes(b=20)  # 20 of 32 images: 62 %
-    assert takes(b=6, dtype=np.float64) and not takes(b=5, dtype=np.float64)
+    for dtype in (np.float32, np.float64):  # the batch fills 75 % of its NR-image slivers
+        nr = sliver_tile(dtype)[1]
+        fill = -(-3 * nr // 4)
+        assert takes(b=fill, dtype=dtype) and not takes(b=fill - 1, dtype=dtype)
+        assert takes(b=2 * nr, dtype=dtype) and not takes(b=nr + nr // 4, dtype=dtype)
+    assert not takes(b=1)
     assert not takes(s=(2, 2)) and not takes(d=(2, 1)) and not takes(g=2, c=32, o=32)
     assert takes(c=8, o=4) and not takes(c=3) and not takes(o=3)
     assert not takes(pads=(3, 3, 1, 1))
     assert takes(k=(5, 5), pads=(2, 2, 2, 2)) and not takes(k=(1, 1), pads=(0,) * 4)
-    # the benchmark shapes: two of three take it; one input channel does not
+    # the README's benchmark shapes: two of three take it; one input channel does not
     assert takes(b=64, c=32, o=64) and takes(b=32, c=64, o=64) and not takes(b=64, c=1, o=32)

@@ -5,6 +5,7 @@ and the shape errors both give."""
 from __future__ import annotations
 
 import contextlib
+import re
 from unittest import mock
 
 import numpy as np
@@ -13,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kernels import rnn
+from kernels.microkernels import sliver_tile
 from kernels.twins import rnn as t_rnn
 from tests.kernels.test_kernels import DTYPES, arr, same
 
@@ -153,10 +155,11 @@ def test_lstm_backward_refuses_saved_arrays_of_the_wrong_shape():
     x, h0, c0, w_ih, w_hh, _ = args
     with lstm_path("slivers"):
         hc, gates, cells = rnn.lstm_forward(*args)
-    with pytest.raises(ValueError, match=r"saved gates of shape \(3, 1, 16, 15\) should be"):
-        rnn.lstm_backward(
-            x, h0, c0, w_ih, w_hh, hc, gates[..., :15].copy(), cells, np.ones_like(hc)
-        )
+    cut = gates[..., :-1].copy()  # one column short of the sliver width
+    with pytest.raises(
+        ValueError, match=rf"saved gates of shape {re.escape(str(cut.shape))} should"
+    ):
+        rnn.lstm_backward(x, h0, c0, w_ih, w_hh, hc, cut, cells, np.ones_like(hc))
     hc, gates, tanh_c = t_rnn.lstm_forward(*args)  # by steps, the twin's layout
     with pytest.raises(ValueError, match=r"saved cells of shape \(3, 2, 3\) should be"):
         rnn.lstm_backward(
@@ -203,14 +206,17 @@ def test_lstm_runs_by_slivers_when_the_batch_fills_them():
 
     previous = numba.get_num_threads()
     try:
-        numba.set_num_threads(1)
-        assert rnn.by_slivers(32, np.float32) and rnn.by_slivers(64, np.float32)
-        assert not rnn.by_slivers(8, np.float32) and not rnn.by_slivers(24, np.float32)
-        assert rnn.by_slivers(16, np.float64) and not rnn.by_slivers(5, np.float64)
-        if numba.config.NUMBA_NUM_THREADS >= 2:
-            numba.set_num_threads(2)
-            assert rnn.by_slivers(24, np.float32) and rnn.by_slivers(48, np.float32)
-            assert not rnn.by_slivers(16, np.float32)  # one sliver: a thread would idle
-            assert not rnn.by_slivers(40, np.float32)  # 2 + 1 slivers, 40 of 64 columns
+        for dtype in (np.float32, np.float64):  # in units of the sliver width NR
+            nr = sliver_tile(dtype)[1]
+            numba.set_num_threads(1)
+            full = -(-4 * nr // 5)  # 80 % of one sliver
+            assert rnn.by_slivers(full, dtype) and not rnn.by_slivers(full - 1, dtype)
+            assert rnn.by_slivers(2 * nr, dtype) and rnn.by_slivers(4 * nr, dtype)
+            assert not rnn.by_slivers(nr // 2, dtype)
+            if numba.config.NUMBA_NUM_THREADS >= 2:
+                numba.set_num_threads(2)
+                assert rnn.by_slivers(2 * nr, dtype) and rnn.by_slivers(3 * nr, dtype)
+                assert not rnn.by_slivers(nr, dtype)  # one sliver: a thread would idle
+                assert not rnn.by_slivers(5 * nr // 2, dtype)  # 2 + 1 slivers, 5/8 full
     finally:
         numba.set_num_threads(previous)
