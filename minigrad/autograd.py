@@ -318,7 +318,8 @@ class Function:
         a = x.data
         record = _grad_enabled and x._requires_grad
         ctx.needs_input_grad = (record,)
-        out = cls.forward(ctx, a, **params)
+        # (**params costs 0.1 us even when empty, a fifth of a small op's arithmetic)
+        out = cls.forward(ctx, a, **params) if params else cls.forward(ctx, a)
         result = Tensor._from_array(out)
         if result.data.base is not None:  # a view of x: it shares x's version counter
             _share_version_if_view(result, (x,), (a,), cls, params)
@@ -344,7 +345,7 @@ class Function:
         else:
             ctx.needs_input_grad = needs = (False, False)
         record = needs[0] or needs[1]
-        out = cls.forward(ctx, a, b, **params)
+        out = cls.forward(ctx, a, b, **params) if params else cls.forward(ctx, a, b)
         result = Tensor._from_array(out)
         if result.data.base is not None:  # a view of x or y: it shares that one's counter
             _share_version_if_view(result, (x, y), (a, b), cls, params)
