@@ -116,22 +116,31 @@ class OpTable(dict):
 # --------------------------------------------------------------------------------------
 
 
-class _SavedValue:
-    """An array saved for backward, with what is needed to rebuild it as a Tensor.
+# A value saved for backward is kept as a plain tuple ``(array, counter, version, source)``
+# (a tuple costs a quarter of an object, and most ops save one or two values):
+#
+# - ``array``: the value itself;
+# - ``counter``/``version``: the version counter that watches it and its value when it was
+#   saved, for PyTorch's check that nobody modified it in place (counter None: nothing can);
+# - ``source``: which value it is: the index of an input, SAVED_OUTPUT or SAVED_INTERMEDIATE.
+#   Under ``create_graph`` this says where the rebuilt Tensor hangs in the graph: from the
+#   input's edge, from the op's own node, or nowhere (a constant).
+SAVED_OUTPUT, SAVED_INTERMEDIATE = -1, -2
 
-    ``edge`` is the node that produced the value (``None`` for a constant), so that under
-    ``create_graph`` the rebuilt Tensor is connected to the graph at the right place.
-    ``counter``/``version`` implement PyTorch's check that nobody modified it in place.
-    """
 
-    __slots__ = ("array", "edge", "counter", "version", "what")
+def saved_what(source: int) -> str:
+    """A saved value's ``source`` in words, for error messages."""
+    if source == SAVED_OUTPUT:
+        return "the output"
+    if source == SAVED_INTERMEDIATE:
+        return "an intermediate"
+    return f"input {source}"
 
-    def __init__(self, array, edge, counter, what):
-        self.array = array
-        self.edge = edge
-        self.counter = counter
-        self.version = counter.value if counter is not None else 0
-        self.what = what
+
+def saved_values(node: Function) -> list[tuple[str, Any]]:
+    """``(what, array)`` for each value ``node`` saved for its backward, such as
+    ``("input 0", x)`` or ``("the output", y)`` (what ``minigrad.viz`` shows)."""
+    return [(saved_what(s[3]), s[0]) for s in node._saved or () if s is not None]
 
 
 class Function:
@@ -203,18 +212,24 @@ class Function:
                 "backward(); pass retain_graph=True to the first backward() to keep them."
             )
         saved = self._saved or ()
+        arrays = []
         for i, s in enumerate(saved):
-            if s is not None and s.counter is not None and s.counter.value != s.version:
+            if s is None:
+                arrays.append(None)
+                continue
+            array, counter, version, source = s
+            if counter is not None and counter.value != version:
                 raise RuntimeError(
                     f"{type(self).__name__}: one of the values needed for gradient computation "
-                    f"has been modified by an in-place operation: saved value {i} ({s.what}, "
-                    f"shape {s.array.shape}) is at version {s.counter.value}; expected version "
-                    f"{s.version}. Use an out-of-place op (x = x + 1, not x += 1) or .clone() "
-                    "before modifying it."
+                    f"has been modified by an in-place operation: saved value {i} "
+                    f"({saved_what(source)}, shape {array.shape}) is at version {counter.value}; "
+                    f"expected version {version}. Use an out-of-place op (x = x + 1, not "
+                    "x += 1) or .clone() before modifying it."
                 )
+            arrays.append(array)
         if not self._create_graph:
-            return tuple(None if s is None else s.array for s in saved)
-        return tuple(None if s is None else _rebuild(s) for s in saved)
+            return tuple(arrays)
+        return tuple(None if s is None else _rebuild(self, s) for s in saved)
 
     def owned(self, *arrays: Any) -> None:
         """Mark gradients that this backward allocated itself and keeps no other reference
@@ -244,24 +259,37 @@ class Function:
     # -- running and recording -------------------------------------------------------
     @classmethod
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
-        """Run ``forward`` on the inputs' arrays; record a node when a gradient is needed."""
+        """Run ``forward`` on the inputs' arrays; record a node when a gradient is needed.
+
+        ``_apply_general`` is the whole story. Nearly every call has one or two inputs and
+        no vmap, jvp or record_sites around it: those calls take ``_apply_one`` or
+        ``_apply_two``, the same steps written out for a fixed number of inputs. (A loop or
+        a comprehension costs about 0.2 us in CPython, as much as multiplying two small
+        arrays, and the general path makes six per op.)
+        """
+        if batch_hook is None and forward_hook is None and not _record_sites:
+            if len(inputs) == 2:
+                return cls._apply_two(inputs[0], inputs[1], params)
+            if len(inputs) == 1:
+                return cls._apply_one(inputs[0], params)
+        return cls._apply_general(inputs, params)
+
+    @classmethod
+    def _apply_general(cls, inputs: tuple, params: dict) -> Tensor:
+        """``apply`` for any number of inputs, with vmap, jvp and record_sites."""
         if batch_hook is not None:  # inside minigrad.func.vmap: batched inputs run batched
             out = batch_hook(cls, inputs, params)
             if out is not NotImplemented:
                 return out
         ctx = cls()
         arrays = [t.data for t in inputs]
-        record = False
-        if _grad_enabled:
-            for t in inputs:
-                if t._requires_grad:
-                    record = True
-                    break
         # Known before forward runs (as in PyTorch), so forward can skip saving what no
-        # gradient will need.
-        ctx.needs_input_grad = (
-            tuple([t._requires_grad for t in inputs]) if record else (False,) * len(inputs)
-        )
+        # gradient will need. The node is recorded when some input needs a gradient.
+        if _grad_enabled:
+            ctx.needs_input_grad = tuple([t._requires_grad for t in inputs])
+        else:
+            ctx.needs_input_grad = (False,) * len(inputs)
+        record = True in ctx.needs_input_grad
         out = cls.forward(ctx, *arrays, **params)
         result = Tensor._from_array(out)
         if result.data.base is not None:
@@ -283,32 +311,87 @@ class Function:
             forward_hook(cls, inputs, params, result)  # of the output, from the inputs'
         return result
 
+    @classmethod
+    def _apply_one(cls, x: Tensor, params: dict) -> Tensor:
+        """``_apply_general`` for one input and no vmap, jvp or record_sites."""
+        ctx = cls()
+        a = x.data
+        record = _grad_enabled and x._requires_grad
+        ctx.needs_input_grad = (record,)
+        # (**params costs 0.1 us even when empty, a fifth of a small op's arithmetic)
+        out = cls.forward(ctx, a, **params) if params else cls.forward(ctx, a)
+        result = Tensor._from_array(out)
+        if result.data.base is not None:  # a view of x: it shares x's version counter
+            _share_version_if_view(result, (x,), (a,), cls, params)
+        if record and result.data.dtype.kind == "f":
+            ctx.edges = (x._edge(),)
+            ctx.input_shapes = (a.shape,)
+            ctx.input_dtypes = (a.dtype,)
+            result._requires_grad = True
+            result._node = ctx
+            if ctx._to_save:
+                ctx._freeze_saved((x,), (a,), out, result)
+        elif ctx._to_save:
+            ctx._to_save = ()
+        return result
+
+    @classmethod
+    def _apply_two(cls, x: Tensor, y: Tensor, params: dict) -> Tensor:
+        """``_apply_general`` for two inputs and no vmap, jvp or record_sites."""
+        ctx = cls()
+        a, b = x.data, y.data
+        if _grad_enabled:
+            ctx.needs_input_grad = needs = (x._requires_grad, y._requires_grad)
+        else:
+            ctx.needs_input_grad = needs = (False, False)
+        record = needs[0] or needs[1]
+        out = cls.forward(ctx, a, b, **params) if params else cls.forward(ctx, a, b)
+        result = Tensor._from_array(out)
+        if result.data.base is not None:  # a view of x or y: it shares that one's counter
+            _share_version_if_view(result, (x, y), (a, b), cls, params)
+        if record and result.data.dtype.kind == "f":
+            ctx.edges = (x._edge(), y._edge())
+            ctx.input_shapes = (a.shape, b.shape)
+            ctx.input_dtypes = (a.dtype, b.dtype)
+            result._requires_grad = True
+            result._node = ctx
+            if ctx._to_save:
+                ctx._freeze_saved((x, y), (a, b), out, result)
+        elif ctx._to_save:
+            ctx._to_save = ()
+        return result
+
     def _freeze_saved(self, inputs, arrays, out, result) -> None:
-        """Turn the arrays given to save_for_backward into _SavedValue records."""
+        """Turn the arrays given to save_for_backward into the records described at
+        ``SAVED_OUTPUT``, watched by the version counter of the tensor they belong to."""
         saved = []
         for a in self._to_save:
             if a is None:
                 saved.append(None)
                 continue
-            for i, x in enumerate(arrays):
+            i = 0  # (counted by hand: enumerate costs a tenth of this whole function)
+            for x in arrays:
                 if a is x:
                     t = inputs[i]
-                    saved.append(_SavedValue(a, self.edges[i], t._version_counter(), f"input {i}"))
+                    counter = t._counter or t._version_counter()
+                    saved.append((a, counter, counter.value, i))
                     break
+                i += 1
             else:
                 if a is out:
-                    saved.append(
-                        _SavedValue(result.data, self, result._version_counter(), "the output")
-                    )
+                    counter = result._version_counter()
+                    saved.append((result.data, counter, counter.value, SAVED_OUTPUT))
                 else:
                     # an intermediate that is a view of an input (a reshape of it, say) is
                     # watched by that input's counter: writing the input would change it too
-                    counter = next(
-                        (t._version_counter() for t, x in zip(inputs, arrays)
-                         if isinstance(a, np.ndarray) and np.may_share_memory(a, x)),
-                        None,
-                    )
-                    saved.append(_SavedValue(a, None, counter, "an intermediate"))
+                    counter = None
+                    if isinstance(a, np.ndarray):
+                        for t, x in zip(inputs, arrays):
+                            if np.may_share_memory(a, x):
+                                counter = t._version_counter()
+                                break
+                    version = 0 if counter is None else counter.value
+                    saved.append((a, counter, version, SAVED_INTERMEDIATE))
         self._saved = tuple(saved)
         self._to_save = ()
 
@@ -443,12 +526,20 @@ module_stack: list = []
 _observer: Callable | None = None
 
 
-def _rebuild(s: _SavedValue) -> Tensor:
-    """A saved array as a Tensor connected to the graph (for create_graph)."""
-    t = Tensor._from_array(s.array)
-    if s.edge is not None:
+def _rebuild(node: Function, saved: tuple) -> Tensor:
+    """A value ``node`` saved, as a Tensor connected to the graph (for create_graph): an
+    input hangs from that input's edge, the output from ``node`` itself."""
+    array, _, _, source = saved
+    t = Tensor._from_array(array)
+    if source == SAVED_OUTPUT:
+        edge = node
+    elif source == SAVED_INTERMEDIATE:
+        edge = None
+    else:
+        edge = node.edges[source]
+    if edge is not None:
         t.requires_grad = True
-        t._node = s.edge
+        t._node = edge
     return t
 
 
@@ -587,12 +678,14 @@ def _own_saved_copies(node: Function, array: np.ndarray) -> None:
     (the old contents of the tensor being written) become private copies first, so the op
     that made the new value still has the old one for its backward (``y.mul_(t)`` needs the
     old y for t's gradient)."""
-    for s in node._saved or ():
-        if s is None or not isinstance(s.array, np.ndarray):
-            continue
-        if np.may_share_memory(s.array, array):
-            s.array = s.array.copy()
-            s.counter = None
+    if not node._saved:
+        return
+    saved = []
+    for s in node._saved:
+        if s is not None and isinstance(s[0], np.ndarray) and np.may_share_memory(s[0], array):
+            s = (s[0].copy(), None, 0, s[3])  # a private copy: nothing can write it now
+        saved.append(s)
+    node._saved = tuple(saved)
 
 
 def _move_retained_grad(target: Tensor, node: Function | None) -> None:

@@ -36,6 +36,22 @@ def operands(a: Any, b: Any) -> tuple[Tensor, Tensor]:
     so ``int_tensor * 2.5`` is float32 and ``float32_tensor * 2.5`` stays float32. Two
     tensors (or arrays) promote as NumPy promotes them.
     """
+    # The common cases first, with what ``promote`` gives them: two tensors of one dtype stay
+    # as they are, and a Python float or int next to a float tensor becomes a 0-d array of
+    # the tensor's dtype.
+    if isinstance(a, Tensor):
+        if isinstance(b, Tensor):
+            if a.dtype == b.dtype:
+                return a, b
+        elif type(b) in (float, int) and a.dtype.kind == "f":
+            return a, Tensor._from_array(np.asarray(b, dtype=a.dtype))
+    elif isinstance(b, Tensor) and type(a) in (float, int) and b.dtype.kind == "f":
+        return Tensor._from_array(np.asarray(a, dtype=b.dtype)), b
+    return promote(a, b)
+
+
+def promote(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    """``operands`` for any two operands: the general rules of its docstring."""
     weak = None
     if not isinstance(a, Tensor):
         a_is_number = _is_number(a)

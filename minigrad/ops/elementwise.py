@@ -28,7 +28,8 @@ from minigrad.tensor import Tensor
 
 def _binary(fn: type[Function], name: str, a: Any, b: Any) -> Tensor:
     """Apply a broadcasting binary Function, turning NumPy's broadcast error into ours."""
-    a, b = operands(a, b)
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype == b.dtype):
+        a, b = operands(a, b)  # (two tensors of one dtype, the common case, need nothing)
     try:
         return fn.apply(a, b)
     except ValueError:
@@ -465,7 +466,9 @@ class Tanh(Function):
             # but NumPy's float32 tanh returns 1 - 2^-24 up to |x| ~ 10.4, and the gradient
             # 1 - y^2 is then 2^-23 where the true one is ~4 e^(-2|x|), up to 13x too large.
             # Rounded as it should be, the gradient flushes to 0 there, as PyTorch's does.
-            y = np.where(np.abs(x) > _TANH_IS_ONE_FLOAT32, np.sign(x), y).astype(np.float32)
+            big = np.abs(x) > _TANH_IS_ONE_FLOAT32
+            if np.count_nonzero(big):  # (rounding only when needed is 4x faster on 16 values)
+                y = np.where(big, np.sign(x), y).astype(np.float32)
         ctx.save_for_backward(y)
         return y
 

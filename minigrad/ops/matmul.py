@@ -52,27 +52,27 @@ def matmul(a: Any, b: Any) -> Tensor:
     """Matrix product. A 1-D first argument is a row vector and a 1-D second argument a
     column vector (the added dim is removed again); leading dims broadcast as batch dims."""
     a, b = operands(a, b)
-    if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(
-            f"matmul: both arguments need at least 1 dim, got shapes {a.shape} and {b.shape}"
-        )
-    k_a = a.shape[-1]
-    k_b = b.shape[-2] if b.ndim >= 2 else b.shape[0]
+    sa, sb = a.shape, b.shape  # (read once: shape is a property, and this runs per call)
+    if not sa or not sb:
+        raise ValueError(f"matmul: both arguments need at least 1 dim, got shapes {sa} and {sb}")
+    k_a = sa[-1]
+    k_b = sb[-2] if len(sb) >= 2 else sb[0]
     if k_a != k_b:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align ({k_a} != {k_b})")
-    try:
-        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError:
-        raise ValueError(
-            f"matmul: batch dims of shapes {a.shape} and {b.shape} can't be broadcast together"
-        ) from None
-    a2 = unsqueeze(a, 0) if a.ndim == 1 else a
-    b2 = unsqueeze(b, -1) if b.ndim == 1 else b
+        raise ValueError(f"matmul: shapes {sa} and {sb} do not align ({k_a} != {k_b})")
+    if len(sa) > 2 or len(sb) > 2:  # only then are there batch dims to check
+        try:
+            np.broadcast_shapes(sa[:-2], sb[:-2])
+        except ValueError:
+            raise ValueError(
+                f"matmul: batch dims of shapes {sa} and {sb} can't be broadcast together"
+            ) from None
+    a2 = unsqueeze(a, 0) if len(sa) == 1 else a
+    b2 = unsqueeze(b, -1) if len(sb) == 1 else b
     out = MatMul.apply(a2, b2)
-    if b.ndim == 1:
+    if len(sb) == 1:
         out = squeeze(out, -1)
-    if a.ndim == 1:
-        out = squeeze(out, -1 if b.ndim == 1 else -2)
+    if len(sa) == 1:
+        out = squeeze(out, -1 if len(sb) == 1 else -2)
     return out
 
 

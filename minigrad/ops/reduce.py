@@ -33,7 +33,8 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, x, dims, keepdim):
         ctx.dims, ctx.keepdim = dims, keepdim
-        return np.sum(x, axis=dims, keepdims=keepdim)
+        # np.sum(x, ...) is this call behind two layers of Python that cost twice the sum
+        return np.add.reduce(x, axis=dims, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, grad):

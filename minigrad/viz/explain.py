@@ -178,7 +178,6 @@ def trace(loss: Tensor, names: Any = None, gradient: Any = None, retain_graph: b
             if leaf is not None:
                 step.saved = [f"value {summary(leaf.data)}"]
         else:
-            saved = node._saved or ()
             step = Step(
                 k,
                 node.name(),
@@ -187,7 +186,7 @@ def trace(loss: Tensor, names: Any = None, gradient: Any = None, retain_graph: b
                 RULES.get(node.name(), f"{node.name()}.backward"),
                 tuple(np.shape(g)),
                 list(node.input_shapes),
-                [f"{s.what}: {summary(s.array)}" for s in saved if s is not None],
+                [f"{what}: {summary(array)}" for what, array in autograd.saved_values(node)],
                 _copy(g),
                 grads_out=[None if x is None else _copy(x) for x in in_grads],
                 node=node,

@@ -15,7 +15,7 @@ import os
 import tempfile
 from typing import Any
 
-from minigrad.autograd import AccumulateGrad, _topological_order
+from minigrad.autograd import AccumulateGrad, _topological_order, saved_values
 from minigrad.tensor import Tensor
 from minigrad.viz.explain import format_step, leaf_names, site_text, summary, trace
 from minigrad.viz.page import TEMPLATE as _TEMPLATE
@@ -108,10 +108,9 @@ def _output_shape(node: Any) -> tuple | None:
     out = node.retained_output() if node.retained_output is not None else None
     if out is not None:
         return tuple(out.shape)
-    saved = node._saved or ()
-    for s in saved:
-        if s is not None and s.what == "the output":
-            return tuple(s.array.shape)
+    for what, array in saved_values(node):
+        if what == "the output":
+            return tuple(array.shape)
     return None
 
 
@@ -150,8 +149,8 @@ def page_data(steps: list, names: Any = None) -> dict:
                 "grad": summary(grad),
                 "grad_values": grad.ravel().astype(float).tolist() if grad.size <= 64 else None,
                 "module": _leaf_module(step.label, modules)
-            if step.op == "leaf"
-            else _module_path(step.node, modules),
+                if step.op == "leaf"
+                else _module_path(step.node, modules),
                 "text": format_step(step, steps),
             }
         )
