@@ -18,15 +18,19 @@ import numba
 from numba import njit
 from numba.extending import overload
 
-from kernels import isa  # noqa: F401  sets the CPU Numba compiles for, before any compilation
+from kernels import (
+    isa,  # noqa: F401  sets the CPU Numba compiles for, before any compilation
+    tuned,
+)
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
 # Below this many elements in its first array, a parallel kernel runs its serial build: waking
 # the sleeping thread pool costs about 70 us a call at 2 threads (measured), which is more
-# than the whole work of, say, a softmax over a (32, 10) batch (1 us). Read at call time.
-PARALLEL_MIN_ELEMENTS = 1 << 16
+# than the whole work of, say, a softmax over a (32, 10) batch (1 us). Read at call time;
+# ``minigrad tune`` measures it for the machine's thread count (kernels/tuned.py).
+PARALLEL_MIN_ELEMENTS = int(tuned.value("parallel_min_elements", numba.config.NUMBA_NUM_THREADS))
 
 
 def _jit(fn, parallel: bool):

@@ -30,7 +30,7 @@ import numpy as np
 from numba import prange
 from threadpoolctl import ThreadpoolController
 
-from kernels import checks
+from kernels import checks, tuned
 from kernels._config import kernel
 from kernels._math import exp_shifted
 
@@ -38,8 +38,10 @@ from kernels._math import exp_shifted
 def _blocks(t: int, s: int) -> tuple[int, int]:
     """Block sizes (query rows, key columns). Measured at 1 thread (benchmarks/kernels.py):
     64 x 64 is best for short sequences, where larger causal blocks waste work on the
-    diagonal; 256 x 256 for long ones, where larger BLAS products run faster."""
-    return (64, 64) if max(t, s) <= 256 else (256, 256)
+    diagonal; 256 x 256 for long ones, where larger BLAS products run faster. ``minigrad
+    tune`` measures both sizes on the user's machine (kernels/tuned.py)."""
+    size = tuned.value("attention_block_short" if max(t, s) <= 256 else "attention_block_long")
+    return int(size), int(size)
 
 
 # Causal blocks on the diagonal go in strips of STRIP query rows, each multiplied only by the

@@ -50,6 +50,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from kernels import tuned
 from kernels._config import kernel
 from kernels.conv_winograd import G
 from kernels.microkernels import (
@@ -58,9 +59,6 @@ from kernels.microkernels import (
     sliver_tile_product,
     strided_tile_product,
 )
-
-# A batch must fill at least this share of its slivers' images.
-FILL = 0.75
 
 
 def possible(kernel_hw, stride_hw, dilation_hw, groups, pads) -> bool:
@@ -80,7 +78,8 @@ def possible(kernel_hw, stride_hw, dilation_hw, groups, pads) -> bool:
 def applies(kernel_hw, stride_hw, dilation_hw, groups, pads, batch, channels, out_channels, dtype):
     """Where this path is taken instead of im2col (or Winograd on (B, C, H, W)): where it is
     ``possible``, for a kernel of 9 taps or more, 8 input channels or more, 4 output channels or
-    more, and a batch that fills FILL of its slivers.
+    more, and a batch that fills 75 % of its slivers (``minigrad tune`` measures that
+    fraction on the user's machine: kernels/tuned.py, conv_sliver_fill).
 
     Measured fwd+bwd, float32, 1 and 2 threads (``python -m benchmarks.kernels --only
     conv_dispatch``; the README has the table): this path's time over the other's is
@@ -95,7 +94,7 @@ def applies(kernel_hw, stride_hw, dilation_hw, groups, pads, batch, channels, ou
         and kernel_hw[0] * kernel_hw[1] >= 9
         and channels >= 8
         and out_channels >= 4
-        and batch >= FILL * slivers * nr
+        and batch >= tuned.value("conv_sliver_fill") * slivers * nr
     )
 
 

@@ -37,7 +37,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from kernels import checks
+from kernels import checks, tuned
 from kernels._config import kernel
 from kernels._math import cast_like, sigmoid_fast, tanh_fast
 from kernels.matmul import blocked_product, pack_slivers, packed_shape, sliver_product
@@ -506,7 +506,7 @@ def by_slivers(batch, dtype):
     H 256, one thread)."""
     s, nr = _slivers(dtype, batch)
     threads = numba.get_num_threads()
-    fill = 0.8 if threads == 1 else 0.7
+    fill = tuned.value("lstm_sliver_fill", threads)  # shipped: 0.8 at one thread, 0.7 at more
     return s == 0 or batch >= fill * nr * threads * -(-s // threads)
 
 

@@ -161,3 +161,34 @@ def _cpu_model() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return None
+
+
+def tuning_file():
+    """The tuning file the kernels read (``minigrad tune`` writes it; kernels/tuned.py), or
+    None when they use the shipped defaults."""
+    from kernels import tuned
+
+    return tuned.source()
+
+
+def tune(thread_counts, out=None, progress=None):
+    """Measure the kernels' dispatch thresholds at each thread count (kernels/tune.py), write
+    them to ``out`` (default: this machine's tuning file in the user's cache directory), load
+    them, and return (path, results). Nothing is written if it is interrupted."""
+    from pathlib import Path
+
+    from kernels import tune as measuring
+    from kernels import tuned
+
+    limit = numba.config.NUMBA_NUM_THREADS
+    bad = [t for t in thread_counts if not isinstance(t, int) or not 1 <= t <= limit]
+    if bad or not thread_counts:
+        raise ValueError(
+            f"tune: thread counts must be from 1 to {limit} (the cores Numba started with), "
+            f"got {bad or 'none'}"
+        )
+    results = measuring.measure(thread_counts, progress)
+    where = measuring.write(results, Path(out) if out else tuned.default_path())
+    if tuned.path() == where:
+        tuned.load()
+    return where, results

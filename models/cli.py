@@ -7,6 +7,7 @@
     minigrad evaluate OUT [--data DIR]       evaluate a finished run's saved model again
     minigrad generate OUT [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K]
     minigrad bench [NAME ...]                the benchmarks (overhead, kernels, layers, ...)
+    minigrad tune [--threads 1,2] [--out FILE]  measure the kernels' dispatch thresholds here
     minigrad export OUT --onnx [--to FILE]   a finished run's model as ONNX (OUT/model.onnx)
     minigrad explain [--out PAGE] SCRIPT.py [ARGS ...]  a script's first backward(), as a page
     minigrad explain-prediction RUN --index N  saliency and Grad-CAM (or token colours) of one
@@ -27,9 +28,7 @@ from pathlib import Path
 # minigrad before anything imports NumPy: it sets OPENBLAS_THREAD_TIMEOUT (minigrad/__init__.py)
 import minigrad  # noqa: F401  isort: skip
 
-BENCHMARKS = (
-    "overhead", "kernels", "layers", "training", "data", "func", "distributed", "privacy"
-)
+BENCHMARKS = ("overhead", "kernels", "layers", "training", "data", "func", "distributed", "privacy")
 
 
 def _fail(message: str) -> int:
@@ -224,6 +223,51 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    """Measure kernels/tuned.py's settings on this machine, with a progress bar, and write
+    them; Ctrl-C leaves the previous file as it was."""
+    import time
+
+    from tqdm import tqdm
+
+    from minigrad import backend
+
+    try:
+        counts = sorted({int(t) for t in args.threads.split(",")}) if args.threads else None
+    except ValueError:
+        return _fail(f"--threads: expected thread counts like 1,2, got {args.threads!r}")
+    if counts is None:
+        cores = backend.numba.config.NUMBA_NUM_THREADS
+        counts = [1] if cores == 1 else [1, cores]
+    bar = tqdm(total=1, disable=args.quiet, unit="setting", leave=False)
+
+    def progress(done, total, label):
+        bar.total = total
+        bar.n = done
+        bar.set_description(label, refresh=False)
+        bar.refresh()
+
+    start = time.perf_counter()
+    try:
+        where, results = backend.tune(counts, args.out, progress)
+    except KeyboardInterrupt:
+        bar.close()
+        print("minigrad tune: interrupted; nothing written", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    print(f"{backend.cpu_info()['model']}, kernels for {backend.kernel_target()['target']}:")
+    for threads, settings in results["measured"].items():
+        for name, m in settings.items():
+            mark = "" if m["chosen"] == m["default"] else "  (changed)"
+            print(f"  {threads} thread(s)  {name}: {m['chosen']}, shipped {m['default']}{mark}")
+    print(
+        f"written to {where} in {time.perf_counter() - start:.0f} s; the kernels read it "
+        "from the next import (MINIGRAD_TUNE_FILE=none ignores it)"
+    )
+    return 0
+
+
 def cmd_export(args) -> int:
     from models.export import ExportError, export_run
 
@@ -318,6 +362,13 @@ def parser() -> argparse.ArgumentParser:
         "$XDG_CACHE_HOME/minigrad/benchmarks)",
     )
     b.set_defaults(fn=cmd_bench)
+    tu = sub.add_parser("tune", help="measure the kernels' dispatch thresholds on this machine")
+    tu.add_argument("--threads", help="thread counts to tune for (default: 1 and all cores)")
+    tu.add_argument(
+        "--out", help="the tuning file (default: this machine's, in ~/.cache/minigrad/tune)"
+    )
+    tu.add_argument("--quiet", action="store_true", help="no progress bar")
+    tu.set_defaults(fn=cmd_tune)
     return p
 
 
