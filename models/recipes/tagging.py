@@ -170,6 +170,7 @@ RECIPES = [
             num_chars=d.extra["inputs"].num_chars,
             tag_names=d.train.tag_names,
             hidden=200,
+            char_maps=100,
         ),
         optimizer=adam_decaying_to_zero,
         steps=lambda d, epochs, short: (
