@@ -88,6 +88,29 @@ def widest(features: dict[str, bool]) -> str:
     return next(t for t in TARGETS if not missing(t, features))
 
 
+def cpu_model() -> str | None:
+    """The CPU's marketing name: /proc/cpuinfo on Linux, sysctl on macOS; None if unknown."""
+    import subprocess
+    import sys
+
+    try:
+        if sys.platform == "darwin":
+            out = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            )
+            return out.stdout.strip() or None
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return None
+
+
 def _x86() -> bool:
     return platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 

@@ -74,24 +74,13 @@ def machine() -> dict:
 
     features = sorted(k for k, on in isa.host_features().items() if on)
     return {
-        "cpu": _cpu_model() or ll.get_host_cpu_name(),
+        "cpu": isa.cpu_model() or ll.get_host_cpu_name(),
         "architecture": platform.machine(),
         "llvm_cpu": ll.get_host_cpu_name(),
         "features": features,
         "target": isa.TARGET,
         "minigrad": _version(),
     }
-
-
-def _cpu_model() -> str | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip() or None
-    except OSError:
-        return None
-    return None
 
 
 def default_path(info: dict | None = None) -> Path:

@@ -95,6 +95,8 @@ def cpu_info() -> dict:
 
     import llvmlite.binding as llvm
 
+    from kernels.isa import cpu_model
+
     features = {k for k, on in llvm.get_host_cpu_features().items() if on}
     arch = platform.machine()
     if "avx512f" in features:
@@ -122,7 +124,7 @@ def cpu_info() -> dict:
         "sve2",
     )
     return {
-        "model": _cpu_model() or llvm.get_host_cpu_name(),
+        "model": cpu_model() or llvm.get_host_cpu_name(),
         "architecture": arch,
         "llvm_cpu": llvm.get_host_cpu_name(),
         "vector_isa": isa,
@@ -138,29 +140,6 @@ def kernel_target() -> dict:
     from kernels import isa
 
     return isa.describe()
-
-
-def _cpu_model() -> str | None:
-    """The CPU's marketing name: /proc/cpuinfo on Linux, sysctl on macOS; None if unknown."""
-    import subprocess
-    import sys
-
-    try:
-        if sys.platform == "darwin":
-            out = subprocess.run(
-                ["sysctl", "-n", "machdep.cpu.brand_string"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-            )
-            return out.stdout.strip() or None
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return None
 
 
 def tuning_file():
