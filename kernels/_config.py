@@ -1,7 +1,8 @@
 """The one place where Numba's compilation flags are set (docs/design.md, "The kernel contract").
 
-- ``cache=True``: compiled machine code is stored in ``$NUMBA_CACHE_DIR`` (the Makefile sets
-  ``~/.cache/minigrad/numba``) and reused by later processes.
+- ``cache=True``: compiled machine code is stored in ``$NUMBA_CACHE_DIR`` (by default
+  ``~/.cache/minigrad/numba``), in a folder per vector ISA target and tile set
+  (``_cache_dir``), and reused by later processes.
 - ``fastmath`` without ``nnan`` and ``ninf``: reassociation and contraction (FMA) are allowed,
   but infinities and NaNs keep their meaning, because masks use ``-inf``.
 - ``error_model="numpy"``: division by zero gives inf/nan like NumPy instead of raising,
@@ -12,16 +13,40 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import types
+from pathlib import Path
 
 import numba
 from numba import njit
 from numba.extending import overload
 
-from kernels import (
-    isa,  # noqa: F401  sets the CPU Numba compiles for, before any compilation
-    tuned,
-)
+# kernels.isa sets the CPU Numba compiles for: imported before any compilation
+from kernels import isa, tuned
+
+
+def _cache_dir() -> str:
+    """Numba's cache folder for this build of the kernels: ``$NUMBA_CACHE_DIR`` (or
+    ``~/.cache/minigrad/numba``) / ``<target>-<hash of the generated microkernels>``.
+
+    Numba keys a cached kernel on its own source file, not on the files it calls into; the
+    sliver and GEMM kernels take their tile shapes from kernels/_microkernels.py, while the
+    Python code around them sizes their buffers from the same tiles. A kernel cached with one
+    tile set and run with another would write past its buffers. So each target and each
+    version of the generated tiles gets a folder of its own."""
+    base = numba.config.CACHE_DIR or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "minigrad",
+        "numba",
+    )
+    generated = Path(__file__).with_name("_microkernels.py").read_bytes()
+    digest = hashlib.sha256(generated + isa.TARGET.encode()).hexdigest()[:12]
+    return os.path.join(base, f"{isa.TARGET}-{digest}")
+
+
+# set before any kernel module decorates its first kernel (they all import this module first)
+numba.config.CACHE_DIR = _cache_dir()
 
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 

@@ -25,7 +25,11 @@ import sys
 #   tile; the slivers' 16 rows divide the LSTM's gate rows (4H) and H + I exactly at the usual
 #   sizes, where 12 left a third of a tile idle, and run as fast from L1 (117 GFLOP/s float32).
 # - avx2 (16 registers of 8 float32 / 4 float64): 6 x 16 is 12 registers for the tile, 2 for a
-#   row of B and 1 for A, the classic Haswell shape; the slivers take 8 rows of one register.
+#   row of B and 1 for A, the classic Haswell shape. The slivers take 4 rows of two registers:
+#   on haswell code (measured on a Zen 4 compiling for haswell, LSTM(128, 128) T 64 B 32 and
+#   the conv layers of benchmarks/kernels.py, 1 thread) 4 x 16 ran the LSTM in 0.89 of the
+#   time of 8 x 8 and the convolutions in 0.96-0.97; 8 x 16 needs 19 registers and spilled
+#   (2.6x slower).
 # - portable (16 registers of 128 bits: SSE2 and NEON alike): 4 x 8 float32 is 8 registers.
 #
 # NR is always a whole number of the target's vectors; the sliver MR divides 4H whenever H is a
@@ -37,7 +41,7 @@ TARGETS = {
     },
     "avx2": {
         "gemm": {"float32": (6, 16), "float64": (6, 8)},
-        "sliver": {"float32": (8, 8), "float64": (8, 4)},
+        "sliver": {"float32": (4, 16), "float64": (4, 8)},
     },
     "portable": {
         "gemm": {"float32": (4, 8), "float64": (4, 4)},
