@@ -162,3 +162,16 @@ def test_an_unknown_target_stops_the_import_with_its_name():
     done = _run("avx1024", "-c", "import minigrad")
     assert done.returncode != 0
     assert "MINIGRAD_ISA='avx1024': expected one of avx512, avx2, portable" in done.stderr
+
+
+def test_each_target_and_tile_set_has_its_own_numba_cache(tmp_path):
+    """A kernel cached with one tile set must never run with another (kernels/_config.py)."""
+    script = "import numba, kernels._config; print(numba.config.CACHE_DIR)"
+    folders = {}
+    for target in RUNNABLE:
+        done = _run(target, "-c", script, NUMBA_CACHE_DIR=str(tmp_path))
+        assert done.returncode == 0, done.stderr[-2000:]
+        folders[target] = done.stdout.strip()
+    assert len(set(folders.values())) == len(RUNNABLE)
+    for target, folder in folders.items():
+        assert folder.startswith(str(tmp_path)) and f"/{target}-" in folder
