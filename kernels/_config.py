@@ -23,7 +23,7 @@ from numba import njit
 from numba.extending import overload
 
 # kernels.isa sets the CPU Numba compiles for: imported before any compilation
-from kernels import isa, tuned
+from kernels import isa
 
 
 def _cache_dir() -> str:
@@ -53,9 +53,9 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 # Below this many elements in its first array, a parallel kernel runs its serial build: waking
 # the sleeping thread pool costs about 70 us a call at 2 threads (measured), which is more
-# than the whole work of, say, a softmax over a (32, 10) batch (1 us). Read at call time;
-# ``minigrad tune`` measures it for the machine's thread count (kernels/tuned.py).
-PARALLEL_MIN_ELEMENTS = int(tuned.value("parallel_min_elements", numba.config.NUMBA_NUM_THREADS))
+# than the whole work of, say, a softmax over a (32, 10) batch (1 us). Read at call time.
+# ``minigrad tune`` does not measure it (kernels/tune.py says why).
+PARALLEL_MIN_ELEMENTS = 1 << 16
 
 
 def _jit(fn, parallel: bool):

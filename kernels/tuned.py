@@ -42,8 +42,6 @@ SETTINGS = {
     # the LSTM by batch slivers when the batch fills this fraction of the columns the threads
     # would compute (kernels/rnn.py, by_slivers)
     "lstm_sliver_fill": (0.8, 0.7, 0.0, 1.01),
-    # a parallel kernel's parallel build from this many elements (kernels/_config.py)
-    "parallel_min_elements": (1 << 16, 1 << 16, 0, 1 << 30),
     # attention's square block for sequences up to 256 and longer (kernels/attention.py)
     "attention_block_short": (64, 64, 16, 1024),
     "attention_block_long": (256, 256, 16, 1024),

@@ -121,7 +121,6 @@ def test_the_file_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
 def quick(monkeypatch):
     """The measurements on two points each, so that the command runs in seconds."""
     monkeypatch.setattr(tune, "FILLS", (0.75, 1.0))
-    monkeypatch.setattr(tune, "SIZES", (1 << 12, 1 << 16))
     monkeypatch.setattr(
         tune,
         "BLOCKS",
