@@ -4,7 +4,6 @@ import numpy as np
 
 from kernels._config import slp_kernel
 
-
 # -- avx512 ---------------------------------------------------------------------------------------
 
 

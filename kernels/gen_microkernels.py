@@ -32,7 +32,8 @@ import sys
 #
 # NR is always a whole number of the target's vectors; the sliver MR divides 4H whenever H is a
 # multiple of 4 and is a multiple of NR (the convolution's weight gradient lays out channels
-# padded to MR in blocks of NR: kernels/conv_slivers.py). Measured on each machine by ``python -m benchmarks.kernels --only gemm``.
+# padded to MR in blocks of NR: kernels/conv_slivers.py). Measured on each machine by
+# ``python -m benchmarks.kernels --only gemm``.
 TARGETS = {
     "avx512": {
         "gemm": {"float32": (12, 16), "float64": (12, 8)},
@@ -133,8 +134,9 @@ def render() -> str:
         "import numpy as np\n",
         "from kernels._config import slp_kernel\n",
     ]
-    for target, tiles in TARGETS.items():
-        parts.append(f"\n# -- {target} " + "-" * (93 - len(target)) + "\n")
+    for i, (target, tiles) in enumerate(TARGETS.items()):
+        gap = "\n" if i else ""  # two blank lines between sections, as between functions
+        parts.append(f"{gap}# -- {target} " + "-" * (93 - len(target)) + "\n")
         for dtype, (mr, nr) in tiles["gemm"].items():
             name = f"micro_{dtype}_{target}"
             parts.append(f"\n@slp_kernel\n{_source(name, mr, nr)}")
