@@ -100,14 +100,15 @@ def _conv_case(rng, batch):
     return step
 
 
-def conv_fill(threads: int, rng) -> tuple[float, dict]:
-    nr = sliver_tile(np.float32)[1]
+def sliver_fill(name: str, case, columns: int, threads: int, rng) -> tuple[float, dict]:
+    """The fill threshold ``name``: ``case(rng, batch)`` timed by slivers (fill 0) and by the
+    other path (a fill no batch reaches) at batches filling each of FILLS of ``columns``."""
     ratios = {}
     for f in FILLS:
-        step = _conv_case(rng, math.ceil(f * 2 * nr))
-        with setting(threads, conv_sliver_fill=0.0):
+        step = case(rng, math.ceil(f * columns))
+        with setting(threads, **{name: 0.0}):
             slivers = seconds(step)
-        with setting(threads, conv_sliver_fill=NEVER):
+        with setting(threads, **{name: NEVER}):
             other = seconds(step)
         ratios[f] = slivers / other
     return lowest_winning(ratios), {"slivers / other, by fill": ratios}
@@ -126,19 +127,6 @@ def _lstm_case(rng, batch):
         rnn.lstm_backward(x, h0, c0, w_ih, w_hh, hc, gates, cells, np.ones_like(hc))
 
     return step
-
-
-def lstm_fill(threads: int, rng) -> tuple[float, dict]:
-    nr = sliver_tile(np.float32)[1]
-    ratios = {}
-    for f in FILLS:
-        step = _lstm_case(rng, math.ceil(f * nr * threads))
-        with setting(threads, lstm_sliver_fill=0.0):
-            slivers = seconds(step)
-        with setting(threads, lstm_sliver_fill=NEVER):
-            steps = seconds(step)
-        ratios[f] = slivers / steps
-    return lowest_winning(ratios), {"slivers / steps, by fill": ratios}
 
 
 def attention_block(name: str, threads: int, rng) -> tuple[float, dict]:
@@ -176,10 +164,11 @@ def measure(thread_counts, progress=None) -> dict:
                 progress(done, len(steps), f"{name} at {threads} thread(s)")
             numba.set_num_threads(threads)
             with _blas_threads(threads):
-                if name == "conv_sliver_fill":
-                    value, evidence = conv_fill(threads, rng)
-                elif name == "lstm_sliver_fill":
-                    value, evidence = lstm_fill(threads, rng)
+                nr = sliver_tile(np.float32)[1]
+                if name == "conv_sliver_fill":  # two slivers of images
+                    value, evidence = sliver_fill(name, _conv_case, 2 * nr, threads, rng)
+                elif name == "lstm_sliver_fill":  # the columns the threads would compute
+                    value, evidence = sliver_fill(name, _lstm_case, nr * threads, threads, rng)
                 else:
                     value, evidence = attention_block(name, threads, rng)
             out["threads"].setdefault(str(threads), {})[name] = value

@@ -91,12 +91,13 @@ def default_path(info: dict | None = None) -> Path:
     return Path(cache) / "minigrad" / "tune" / f"{slug}-{info['target']}-{digest}.json"
 
 
-def path() -> Path | None:
-    """The tuning file this process reads (None: ``MINIGRAD_TUNE_FILE=none``)."""
+def path(info: dict | None = None) -> Path | None:
+    """The tuning file this process reads (None: ``MINIGRAD_TUNE_FILE=none``); ``info``:
+    ``machine()``, if already at hand."""
     chosen = os.environ.get("MINIGRAD_TUNE_FILE", "").strip()
     if chosen.lower() == "none":
         return None
-    return Path(chosen).expanduser() if chosen else default_path()
+    return Path(chosen).expanduser() if chosen else default_path(info)
 
 
 def check(data, where: str, info: dict) -> dict[str, dict[str, float]]:
@@ -145,12 +146,13 @@ def load() -> Path | None:
     """(Re)read the tuning file; returns its path if it is used, None otherwise."""
     global _loaded, _source
     _loaded, _source = {}, None
-    where = path()
+    info = machine()
+    where = path(info)
     if where is None or not where.exists():
         return None
     try:
         data = json.loads(where.read_text(encoding="utf-8"))
-        _loaded = check(data, str(where), machine())
+        _loaded = check(data, str(where), info)
     except (OSError, UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
         reason = str(e) if str(where) in str(e) else f"{where}: {e}"
         warnings.warn(f"tuning file ignored, defaults used: {reason}", TuningWarning, 2)

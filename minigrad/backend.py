@@ -150,16 +150,19 @@ def tuning_file():
     return tuned.source()
 
 
-def tune(thread_counts, out=None, progress=None):
-    """Measure the kernels' dispatch thresholds at each thread count (kernels/tune.py), write
-    them to ``out`` (default: this machine's tuning file in the user's cache directory), load
-    them, and return (path, results). Nothing is written if it is interrupted."""
+def tune(thread_counts=None, out=None, progress=None):
+    """Measure the kernels' dispatch thresholds at each thread count (kernels/tune.py; by
+    default 1 and every core Numba started with), write them to ``out`` (default: this
+    machine's tuning file in the user's cache directory), load them, and return (path,
+    results). Nothing is written if it is interrupted."""
     from pathlib import Path
 
     from kernels import tune as measuring
     from kernels import tuned
 
     limit = numba.config.NUMBA_NUM_THREADS
+    if thread_counts is None:
+        thread_counts = sorted({1, limit})
     bad = [t for t in thread_counts if not isinstance(t, int) or not 1 <= t <= limit]
     if bad or not thread_counts:
         raise ValueError(

@@ -236,9 +236,6 @@ def cmd_tune(args) -> int:
         counts = sorted({int(t) for t in args.threads.split(",")}) if args.threads else None
     except ValueError:
         return _fail(f"--threads: expected thread counts like 1,2, got {args.threads!r}")
-    if counts is None:
-        cores = backend.numba.config.NUMBA_NUM_THREADS
-        counts = [1] if cores == 1 else [1, cores]
     bar = tqdm(total=1, disable=args.quiet, unit="setting", leave=False)
 
     def progress(done, total, label):

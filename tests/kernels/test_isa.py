@@ -66,9 +66,14 @@ def test_numbas_own_settings_are_respected_and_must_agree():
         isa.choose("avx512", AVX512_HOST, None, given, x86=True)
 
 
-def _run(target: str, *args: str, timeout: int = 900, **env_extra) -> subprocess.CompletedProcess:
+def _env(target: str, **extra) -> dict:
+    """This process's environment for a child built for ``target`` (no NUMBA_CPU_* of ours)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_CPU_")}
-    env.update(MINIGRAD_ISA=target, **env_extra)
+    return {**env, "MINIGRAD_ISA": target, **extra}
+
+
+def _run(target: str, *args: str, timeout: int = 900, **env_extra) -> subprocess.CompletedProcess:
+    env = _env(target, **env_extra)
     return subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
         timeout=timeout,
@@ -140,12 +145,11 @@ NARROWER = [t for t in RUNNABLE if t != isa.TARGET]
 def test_every_target_this_cpu_runs_matches_the_twins():
     """One pytest process per narrower target, side by side (most of their time is Numba
     compiling that target's kernels)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_CPU_")}
     runs = {
         target: subprocess.Popen(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *TILE_TESTS],
             cwd=ROOT,
-            env={**env, "MINIGRAD_ISA": target},
+            env=_env(target),
             text=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
