@@ -68,6 +68,7 @@ from minigrad.dtypes import (
 from minigrad.dtypes import (
     int32 as int,
 )
+from minigrad.compiler import CompiledFunction, CompileWarning, compile
 from minigrad.io import load, save
 from minigrad.ops import (
     abs,

@@ -267,7 +267,7 @@ class Function:
         a comprehension costs about 0.2 us in CPython, as much as multiplying two small
         arrays, and the general path makes six per op.)
         """
-        if batch_hook is None and forward_hook is None and not _record_sites:
+        if batch_hook is None and forward_hook is None and not _record_sites and tracer is None:
             if len(inputs) == 2:
                 return cls._apply_two(inputs[0], inputs[1], params)
             if len(inputs) == 1:
@@ -278,6 +278,7 @@ class Function:
     def _apply_general(cls, inputs: tuple, params: dict) -> Tensor:
         """``apply`` for any number of inputs, with vmap, jvp and record_sites."""
         if batch_hook is not None:  # inside minigrad.func.vmap: batched inputs run batched
+            untraceable("vmap")
             out = batch_hook(cls, inputs, params)
             if out is not NotImplemented:
                 return out
@@ -308,7 +309,10 @@ class Function:
         elif ctx._to_save:
             ctx._to_save = ()
         if forward_hook is not None:  # forward mode is on (minigrad.func.jvp): the tangent
+            untraceable("jvp")
             forward_hook(cls, inputs, params, result)  # of the output, from the inputs'
+        if tracer is not None:  # minigrad.compile is tracing: it writes the call down
+            tracer.op(cls, inputs, params, ctx, result, out)
         return result
 
     @classmethod
@@ -406,6 +410,26 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}Backward>"
+
+
+class Derived(Function):
+    """A value computed from tensors' values that carries no gradient: a comparison, an
+    argmax, a mask of valid targets. Computing it as an op (``derived(fn, *tensors)``)
+    rather than on ``.data`` directly lets minigrad.compile recompute it on every replay,
+    where a value computed on the side would be frozen at the traced call's value."""
+
+    @staticmethod
+    def forward(ctx, *arrays, fn):
+        return fn(*arrays)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (None,) * len(ctx.edges)
+
+
+def derived(fn: Callable, *tensors: Tensor) -> Tensor:
+    """``fn(*arrays)`` of the tensors' arrays, as a Tensor with no gradient (see Derived)."""
+    return Derived.apply(*tensors, fn=fn)
 
 
 class AccumulateGrad(Function):
@@ -525,6 +549,43 @@ module_stack: list = []
 # The backward pass reports each node to this observer when one is set (minigrad.explain).
 _observer: Callable | None = None
 
+# minigrad.compile's tracer while it traces a function (minigrad/compiler/trace.py), else
+# None. Ops, backward passes and the calls marked ``replayed`` below report to it.
+tracer: Any = None
+# Bumped whenever something a compiled program depends on may have changed: a module's
+# parameters or submodules, its training mode, a tensor's requires_grad. A program checks
+# its guards in full only when this moved.
+state_version = 0
+
+
+def state_changed() -> None:
+    global state_version
+    state_version += 1
+
+
+def untraceable(what: str) -> None:
+    """Tell a running trace that ``what`` uses tensor values outside the graph (``.item()``,
+    statistics computed with NumPy): the compiled function then runs eagerly."""
+    if tracer is not None:
+        tracer.escape(what)
+
+
+def replayed(fn: Callable) -> Callable:
+    """Mark a function that changes state outside the graph (an optimizer's step,
+    ``zero_grad``, gradient clipping, a scheduler's step): a compiled function records the
+    call and makes it again on every replay, instead of recording the ops inside it."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if tracer is not None:
+            return tracer.call(fn, args, kwargs)
+        return fn(*args, **kwargs)
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__qualname__ = fn.__qualname__
+    wrapper.__doc__ = fn.__doc__
+    wrapper.__wrapped__ = fn
+    return wrapper
+
 
 def _rebuild(node: Function, saved: tuple) -> Tensor:
     """A value ``node`` saved, as a Tensor connected to the graph (for create_graph): an
@@ -627,6 +688,7 @@ class CopySlices(Function):
 def assign_in_place(target: Tensor, result: Tensor, name: str) -> None:
     """Write ``result`` (computed out of place from ``target``) into ``target``'s memory and
     move ``target`` (and, if it is a view, its base) to the new graph. See the rules above."""
+    untraceable(f"an in-place op ({name})")
     view = target._view
     base = target if view is None else view.base
     recorded = result._requires_grad  # the op was recorded: target now has new history
@@ -784,21 +846,28 @@ def run_backward(
             if g is None:
                 continue  # no path from the outputs reaches this node with a gradient
             if node.grad_hooks:  # Tensor.register_hook: may replace the gradient
+                untraceable("a hook registered on a tensor (register_hook)")
                 g = _run_grad_hooks(node, g, create_graph)
                 owned = False  # a hook may keep the gradient it saw
             if node in targets:
                 captured[node] = g
             if isinstance(node, AccumulateGrad):
                 if inputs is None:
+                    if tracer is not None:
+                        tracer.backward_leaf(node, owned)
                     _accumulate_into_leaf(node, g, create_graph, owned)
                     if node.post_accumulate_hooks:
+                        untraceable("a post-accumulate-grad hook")
                         _run_post_accumulate_hooks(node)
                 if _observer is not None:  # minigrad.explain records the step
                     _observer(node, g, ())
                 continue
             if inputs is None and node.retained_output is not None:
+                untraceable("retain_grad()")
                 _store_retained_grad(node, g, create_graph)
             in_grads, fresh = _local_gradients(node, g, xp, create_graph)
+            if tracer is not None:
+                tracer.backward_node(node, in_grads)
             for edge, ig in zip(node.edges, in_grads):
                 if edge is not None and ig is not None:
                     pending.add(edge, ig, fresh=id(ig) in fresh)
@@ -955,6 +1024,8 @@ def backward(
     grads = [_initial_grad(o, g, create_graph, "backward") for o, g in zip(outputs, grad_tensors)]
     if retain_graph is None:
         retain_graph = create_graph
+    if tracer is not None:
+        tracer.backward_begin(outputs, grads, retain_graph, create_graph)
     run_backward(outputs, grads, retain_graph, create_graph)
 
 
@@ -971,6 +1042,7 @@ def grad(
     With ``create_graph=True`` the returned gradients are themselves differentiable, so a
     Hessian-vector product is ``grad(grad(f, x, create_graph=True)[0] @ v, x)``.
     """
+    untraceable("autograd.grad")
     outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):

@@ -174,3 +174,19 @@ def tune(thread_counts=None, out=None, progress=None):
     if tuned.path() == where:
         tuned.load()
     return where, results
+
+
+def fused_kernels(chain, shapes: tuple, out_shape: tuple, dtype):
+    """The generated kernels of a fused elementwise chain (kernels/fused.py), for
+    minigrad.compile. They are Numba kernels whichever ``MINIGRAD_KERNELS`` says: the
+    compiler fuses nothing when the twins are chosen."""
+    from kernels.fused import FusedKernels
+
+    return FusedKernels(chain, shapes, out_shape, dtype)
+
+
+def fused_chain(kinds: tuple, forward: tuple, result: str, backward: tuple, grads: tuple):
+    """A chain description for ``fused_kernels`` (kernels.fused.Chain)."""
+    from kernels.fused import Chain
+
+    return Chain(kinds, forward, result, backward, grads)

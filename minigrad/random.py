@@ -7,6 +7,7 @@ optional ``generator`` (a ``numpy.random.Generator``) to use instead of the glob
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,19 @@ def keep_mask(shape: tuple, p: float, generator: np.random.Generator | None = No
     raw = rng(generator).bit_generator.random_raw((n + 1) // 2)  # 64 bits = 2 draws
     bits = raw.view(np.uint32)[:n].reshape(shape)
     return bits >= min(round(p * 2.0**32), 2**32 - 1)
+
+
+# minigrad.compile sets this while it traces: each draw then tells it how to draw again, so
+# that a replayed program draws fresh numbers (from this module's generator) every time.
+on_draw: Callable | None = None
+
+
+def draw(make: Callable[[], np.ndarray]) -> np.ndarray:
+    """``make()``: an array of random numbers drawn from the generator (see ``on_draw``)."""
+    array = make()
+    if on_draw is not None:
+        on_draw(array, make)
+    return array
 
 
 def get_rng_state() -> dict[str, Any]:

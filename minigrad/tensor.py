@@ -68,6 +68,8 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         self.data = dtypes.to_array(data, dtype, copy=True)
+        if autograd.tracer is not None:  # minigrad.compile: a copy of a traced value?
+            autograd.tracer.copied(self.data, data)
         self.grad: Tensor | None = None
         self._requires_grad = False
         self._node = None  # the Function that produced this tensor; None for a leaf
@@ -107,6 +109,8 @@ class Tensor:
             raise RuntimeError(
                 "requires_grad can only be turned off on a leaf tensor; use .detach() instead"
             )
+        if self._requires_grad != bool(flag):
+            autograd.state_changed()  # compiled programs recheck their guards
         self._requires_grad = bool(flag)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -253,6 +257,7 @@ class Tensor:
                 "numpy: can't call numpy() on a tensor that requires grad; use "
                 "tensor.detach().numpy()"
             )
+        autograd.untraceable(".numpy()")
         return self.data
 
     def item(self) -> Any:
@@ -261,12 +266,15 @@ class Tensor:
                 f"item: only one-element tensors can be converted to Python scalars, "
                 f"got shape {self.shape}"
             )
+        autograd.untraceable(".item()")
         return self.data.item()
 
     def tolist(self) -> Any:
+        autograd.untraceable(".tolist()")
         return self.data.tolist()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        autograd.untraceable("conversion to a NumPy array (np.asarray)")
         return self.data if dtype is None else self.data.astype(dtype)
 
     def __len__(self) -> int:
@@ -284,6 +292,7 @@ class Tensor:
             raise RuntimeError(
                 f"Boolean value of a tensor with {self.data.size} values is ambiguous"
             )
+        autograd.untraceable("Python control flow on a tensor's value (bool(tensor))")
         return bool(self.data)
 
     def __float__(self) -> float:
@@ -295,6 +304,7 @@ class Tensor:
     def __index__(self) -> int:
         if self.data.size != 1 or not dtypes.is_integer(self.dtype):
             raise TypeError("only integer tensors of a single element can be used as an index")
+        autograd.untraceable("a tensor used as a Python index")
         return int(self.data)
 
     __hash__ = object.__hash__  # == is elementwise, so hash by identity
@@ -718,14 +728,15 @@ def rand(*size: Any, dtype: Any = None, requires_grad: bool = False, generator=N
     """Uniform samples in [0, 1), drawn from the generator seeded by ``manual_seed``."""
     shape = dtypes.check_size(_shape_args(size), "rand")
     dt = dtypes.resolve_float(dtype, "rand")
-    return _creation(random.rng(generator).random(shape, dtype=dt), requires_grad)
+    return _creation(random.draw(lambda: random.rng(generator).random(shape, dtype=dt)), requires_grad)
 
 
 def randn(*size: Any, dtype: Any = None, requires_grad: bool = False, generator=None) -> Tensor:
     """Standard normal samples, drawn from the generator seeded by ``manual_seed``."""
     shape = dtypes.check_size(_shape_args(size), "randn")
     dt = dtypes.resolve_float(dtype, "randn")
-    return _creation(random.rng(generator).standard_normal(shape, dtype=dt), requires_grad)
+    drawn = random.draw(lambda: random.rng(generator).standard_normal(shape, dtype=dt))
+    return _creation(drawn, requires_grad)
 
 
 def randint(
@@ -736,7 +747,9 @@ def randint(
         low, high = 0, low
     shape = dtypes.check_size(_shape_args((size,)), "randint")
     dt = dtypes.resolve(dtype or dtypes.int64)
-    return Tensor._from_array(random.rng(generator).integers(low, high, shape).astype(dt))
+    return Tensor._from_array(
+        random.draw(lambda: random.rng(generator).integers(low, high, shape).astype(dt))
+    )
 
 
 def rand_like(t: Tensor, dtype: Any = None) -> Tensor:

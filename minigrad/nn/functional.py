@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad import dtypes, random
-from minigrad.autograd import no_grad
+from minigrad.autograd import derived, no_grad, untraceable
 from minigrad.ops import (
     adaptive_avg_pool2d,
     avg_pool1d,
@@ -93,8 +93,12 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, generator=None
         return input
     if p == 1.0:
         return input * 0.0
-    keep = random.keep_mask(input.shape, p, generator)
-    return input * Tensor._from_array(np.multiply(keep, 1.0 / (1.0 - p), dtype=input.dtype))
+    shape, dtype = input.shape, input.dtype
+
+    def mask() -> np.ndarray:  # each element 0 or 1 / (1 - p)
+        return np.multiply(random.keep_mask(shape, p, generator), 1.0 / (1.0 - p), dtype=dtype)
+
+    return input * Tensor._from_array(random.draw(mask))
 
 
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
@@ -115,7 +119,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> 
     if not -n <= padding_idx < n:
         raise ValueError(f"embedding: padding_idx {padding_idx} is out of range for {n} embeddings")
     padding_idx %= n  # -1 is the last row, as in PyTorch
-    keep = Tensor._from_array((idx.data != padding_idx)[..., None])
+    keep = derived(lambda i: (i != padding_idx)[..., None], idx)
     return where(keep, rows, rows.detach())
 
 
@@ -152,6 +156,7 @@ def batch_norm(
         # 1e3 + N(0, 1) in float32) then loses no digits to cancellation, and the output and
         # gradients are as exact as the dtype allows; mathematically nothing changes. The
         # running statistics take the float64 mean and variance, rounded once.
+        untraceable("batch_norm in training mode (its statistics are computed outside the graph)")
         mean = input.data.mean(axis=dims, keepdims=True, dtype=np.float64)
         centred = input - Tensor._from_array(mean.astype(input.dtype))
         mean_offset = centred.mean(dims, keepdim=True)

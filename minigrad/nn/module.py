@@ -64,6 +64,10 @@ class Module:
                 f"{type(self).__name__}: call super().__init__() before assigning {name!r}"
             )
         params, buffers, modules = self._parameters, self._buffers, self._modules
+        if name == "training" or name in params or name in modules or name in buffers:
+            autograd.state_changed()  # compiled programs recheck their guards
+        if isinstance(value, (Parameter, Module)):
+            autograd.state_changed()
         if isinstance(value, Parameter):
             buffers.pop(name, None)
             modules.pop(name, None)
@@ -96,6 +100,7 @@ class Module:
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def __delattr__(self, name: str) -> None:
+        autograd.state_changed()
         for store in (self._parameters, self._buffers, self._modules):
             if name in store:
                 del store[name]
@@ -106,6 +111,7 @@ class Module:
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: {name!r} must be a Parameter or None")
+        autograd.state_changed()
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
@@ -113,6 +119,7 @@ class Module:
         dict unless ``persistent=False``."""
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"register_buffer: {name!r} must be a Tensor or None")
+        autograd.state_changed()
         self._buffers[name] = tensor
         if not persistent:
             self._non_persistent.add(name)
@@ -120,6 +127,7 @@ class Module:
     def add_module(self, name: str, module: Module | None) -> None:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: {name!r} must be a Module or None")
+        autograd.state_changed()
         self._modules[name] = module
 
     # -- running ------------------------------------------------------------------------
@@ -127,6 +135,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if autograd.tracer is not None:  # minigrad.compile: guard on this module's mode
+            autograd.tracer.module(self)
         if autograd._record_sites:  # remember which module made each op (minigrad.viz)
             autograd.module_stack.append(self)
             try:
@@ -226,6 +236,8 @@ class Module:
     def train(self, mode: bool = True) -> Module:
         """Training mode (dropout active, batch norm updates its statistics)."""
         for m in self.modules():
+            if m.training != bool(mode):
+                autograd.state_changed()  # compiled programs recheck their guards
             object.__setattr__(m, "training", bool(mode))
         return self
 
@@ -233,6 +245,7 @@ class Module:
         """Evaluation mode: ``train(False)``."""
         return self.train(False)
 
+    @autograd.replayed
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.parameters():
             if set_to_none:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from minigrad.autograd import replayed
 from minigrad.nn.module import Module
 from minigrad.ops.reduce import sum as _sum
 from minigrad.tensor import Tensor
@@ -68,6 +69,7 @@ def _grads(parameters: Iterable[Tensor] | Tensor) -> list:
     return [p.grad for p in params if p.grad is not None]
 
 
+@replayed
 def clip_grad_norm_(
     parameters: Iterable[Tensor] | Tensor,
     max_norm: float,
@@ -97,6 +99,7 @@ def clip_grad_norm_(
     return Tensor(total)
 
 
+@replayed
 def clip_grad_value_(parameters: Iterable[Tensor] | Tensor, clip_value: float) -> None:
     """Clamp every gradient element to [-clip_value, clip_value], in place."""
     for g in _grads(parameters):

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.special
 
 from minigrad import backend, dtypes
-from minigrad.autograd import Function, unbroadcast
+from minigrad.autograd import Function, derived, unbroadcast
 from minigrad.ops.common import (
     as_tensor,
     broadcast_shape,
@@ -311,7 +311,7 @@ register(OpSpec("abs", abs, np.abs, unary(avoid=(0.0,))))
 
 def sign(x: Tensor) -> Tensor:
     """-1, 0 or 1; piecewise constant, so it carries no gradient."""
-    return Tensor._from_array(np.sign(x.data))
+    return derived(np.sign, x)
 
 
 # -- max, min, clamp -----------------------------------------------------------------------
@@ -749,7 +749,7 @@ register(OpSpec("clone", clone, np.copy, unary()))
 def _compare(ufunc: Any, name: str, a: Any, b: Any) -> Tensor:
     a, b = operands(a, b)
     try:
-        return Tensor._from_array(ufunc(a.data, b.data))
+        return derived(ufunc, a, b)
     except ValueError:
         broadcast_shape(a.shape, b.shape, name)
         raise
@@ -792,16 +792,60 @@ def logical_xor(a: Any, b: Any) -> Tensor:
 
 
 def logical_not(x: Any) -> Tensor:
-    return Tensor._from_array(np.logical_not(as_tensor(x).data))
+    return derived(np.logical_not, as_tensor(x))
 
 
 def isnan(x: Tensor) -> Tensor:
-    return Tensor._from_array(np.isnan(x.data))
+    return derived(np.isnan, x)
 
 
 def isfinite(x: Tensor) -> Tensor:
-    return Tensor._from_array(np.isfinite(x.data))
+    return derived(np.isfinite, x)
 
 
 def allclose(a: Tensor, b: Tensor, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
     return bool(np.allclose(as_tensor(a).data, as_tensor(b).data, rtol=rtol, atol=atol))
+
+
+# -- fusion rules (minigrad.compile) ------------------------------------------------------
+#
+# A chain of these ops becomes one generated kernel (minigrad/compiler/fusion.py,
+# kernels/fused.py), which runs each op as scalar code per element. A rule is the op's
+# output from its inputs {0}, {1} and each input's gradient from the output's gradient {g},
+# the inputs and the output {y}; a parameter is {p[name]}. The scalar code computes what
+# forward and backward above compute, up to float rounding: it may round in another order,
+# and in float32 tanh, sigmoid and erf are the kernels' approximations (kernels/_math.py,
+# within 4e-7 absolute).
+
+_ERF_SCALE, _PDF_SCALE = 1 / math.sqrt(2), 1 / math.sqrt(2 * math.pi)
+_FUSION_RULES: dict[type, tuple] = {
+    Add: ("{0} + {1}", ("{g}", "{g}")),
+    Sub: ("{0} - {1}", ("{g}", "-{g}")),
+    Mul: ("{0} * {1}", ("{g} * {1}", "{g} * {0}")),
+    Div: ("{0} / {1}", ("{g} / {1}", "-{g} * {0} / ({1} * {1})")),
+    Neg: ("-{0}", ("-{g}",)),
+    Exp: ("math.exp({0})", ("{g} * {y}",)),
+    Log: ("math.log({0})", ("{g} / {0}",)),
+    Sqrt: ("math.sqrt({0})", ("{g} / (2.0 * {y})",)),
+    Relu: ("({0} if not {0} <= 0.0 else 0.0)", ("({g} if {0} > 0.0 else 0.0)",)),
+    Sigmoid: ("sigmoid_fast({0})", ("{g} * {y} * (1.0 - {y})",)),
+    Tanh: ("tanh_fast({0})", ("{g} * (1.0 - {y} * {y})",)),
+    Silu: (
+        "{0} * sigmoid_fast({0})",
+        ("{g} * sigmoid_fast({0}) * (1.0 + {0} * (1.0 - sigmoid_fast({0})))",),
+    ),
+    Gelu: (
+        f"0.5 * {{0}} * (1.0 + erf_fast({{0}} * {_ERF_SCALE!r}))",
+        (
+            f"{{g}} * (0.5 * (1.0 + erf_fast({{0}} * {_ERF_SCALE!r}))"
+            f" + {{0}} * {_PDF_SCALE!r} * math.exp(-0.5 * {{0}} * {{0}}))",
+        ),
+    ),
+}
+
+
+def fusion_rule(cls: type, params: dict) -> tuple | None:
+    """The scalar rule of an elementwise op with these parameters, or None if it has none."""
+    if cls is Gelu and params.get("approximate") != "none":
+        return None
+    return _FUSION_RULES.get(cls)

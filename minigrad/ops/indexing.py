@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import backend, dtypes
-from minigrad.autograd import Function, unbroadcast
+from minigrad.autograd import Function, derived, unbroadcast
 from minigrad.ops.common import as_tensor, broadcast_shape, normalize_dim, operands
 from minigrad.ops.spec import OpSpec, Sample, fixed, register, values
 from minigrad.tensor import Tensor
@@ -258,7 +258,7 @@ def where(condition: Any, input: Any, other: Any) -> Tensor:
     """``input`` where ``condition`` is true, else ``other`` (all three broadcast)."""
     cond = as_tensor(condition)
     if cond.dtype != dtypes.bool_:
-        cond = Tensor._from_array(cond.data.astype(bool))
+        cond = derived(lambda c: c.astype(bool), cond)
     a, b = operands(input, other)
     shape = broadcast_shape(a.shape, b.shape, "where")
     broadcast_shape(cond.shape, shape, "where")

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import backend, dtypes
-from minigrad.autograd import Function
+from minigrad.autograd import Function, derived, untraceable
 from minigrad.ops.common import as_tensor, contiguous, operands, require_float
 from minigrad.ops.elementwise import abs, cast, clamp, exp, log, softplus
 from minigrad.ops.indexing import gather, where
@@ -95,6 +95,8 @@ def _reduce(name: str, losses: Tensor, denominator: Any, reduction: str, shape: 
     if reduction == "sum":
         return total
     # All targets ignored: PyTorch returns nan; minigrad returns 0 (and zero gradients).
+    if isinstance(denominator, Tensor):  # inf when all are ignored
+        return total / denominator
     return total / denominator if denominator > 0 else total * 0.0
 
 
@@ -129,17 +131,24 @@ def cross_entropy(
             "cross_entropy: target must hold class indices (int) or probabilities, "
             f"got {target.dtype}"
         )
-    rows, t, shape = _classes_last("cross_entropy", input, target)
-    t = np.ascontiguousarray(t, dtype=np.int64)
+    rows, _, shape = _classes_last("cross_entropy", input, target)
+    # The flat targets and the mean's denominator are computed as ops (``derived``), so a
+    # compiled step recomputes them from each call's targets.
+    t = derived(lambda a: np.ascontiguousarray(a.reshape(-1), dtype=np.int64), target)
     losses = CrossEntropyRows.apply(
         rows,
-        target=t,
+        target=t.data,
         weight=w,
         ignore_index=int(ignore_index),
         label_smoothing=float(label_smoothing),
     )
-    valid = t != ignore_index
-    denominator = float(np.sum(w[t[valid]])) if w is not None else float(np.sum(valid))
+
+    def summed_weights(t: np.ndarray) -> np.ndarray:  # of the targets not ignored; inf if none
+        valid = t != ignore_index
+        total = np.sum(w[t[valid]]) if w is not None else np.sum(valid)
+        return np.asarray(total if total > 0 else np.inf, dtype=rows.dtype)
+
+    denominator = derived(summed_weights, t) if reduction == "mean" else None
     return _reduce("cross_entropy", losses, denominator, reduction, shape)
 
 
@@ -170,6 +179,7 @@ def nll_loss(
     class indices ``target``; 'mean' divides by the summed weights of non-ignored targets.
     Built from gather and where, so it is differentiable to any order."""
     require_float(input, "nll_loss")
+    untraceable("nll_loss (its target weights are computed outside the graph)")
     target = as_tensor(target)
     if not dtypes.is_integer(target.dtype):
         raise TypeError(f"nll_loss: target must hold class indices, got {target.dtype}")
@@ -402,7 +412,7 @@ def kl_div(
     if log_target:
         losses = exp(target) * (target - input)
     else:
-        positive = Tensor._from_array(target.data > 0)
+        positive = derived(lambda t: t > 0, target)
         safe_t = where(positive, target, 1.0)
         losses = where(positive, target * (log(safe_t) - input), 0.0)
     if reduction == "batchmean":

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import backend
-from minigrad.autograd import Function
+from minigrad.autograd import Function, derived
 from minigrad.ops.common import contiguous, normalize_dim, normalize_dims, promote_to_float
 from minigrad.ops.elementwise import sqrt
 from minigrad.ops.spec import OpSpec, register, unary
@@ -125,12 +125,12 @@ MaxMin = namedtuple("MaxMin", ["values", "indices"])
 def _arg_extreme(np_arg, name: str, x: Tensor, dim: int | None, keepdim: bool) -> Tensor:
     if dim is None:
         _check_reduced_dims_not_empty(name, x.shape, tuple(range(x.ndim)))
-        return Tensor._from_array(np.asarray(np_arg(x.data), dtype=np.int64))
+        return derived(lambda a: np.asarray(np_arg(a), dtype=np.int64), x)
     d = normalize_dim(dim, x.ndim, name)
     if x.ndim == 0:  # a 0-d tensor is its own extreme, at index 0 (as PyTorch)
         return Tensor._from_array(np.zeros((), dtype=np.int64))
     _check_reduced_dims_not_empty(name, x.shape, (d,))
-    return Tensor._from_array(np_arg(x.data, axis=d, keepdims=keepdim).astype(np.int64))
+    return derived(lambda a: np_arg(a, axis=d, keepdims=keepdim).astype(np.int64), x)
 
 
 def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:

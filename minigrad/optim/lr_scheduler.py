@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from minigrad.autograd import replayed
 from minigrad.optim.optimizer import Optimizer
 
 
@@ -44,6 +45,7 @@ class LRScheduler:
         """The learning rates set by the last step(), one per group."""
         return list(self._last_lr)
 
+    @replayed
     def step(self) -> None:
         self.last_epoch += 1
         self._apply(self.last_epoch)

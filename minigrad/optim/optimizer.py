@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.autograd import no_grad
+from minigrad.autograd import no_grad, replayed
 from minigrad.tensor import Tensor
 
 
@@ -63,6 +63,7 @@ class Optimizer:
                 f"{type(self).__name__}: weight_decay must be >= 0, got {group['weight_decay']}"
             )
 
+    @replayed
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients (None, or zeros with set_to_none=False)."""
         for group in self.param_groups:
@@ -72,6 +73,7 @@ class Optimizer:
                 elif p.grad is not None:
                     p.grad.data[...] = 0
 
+    @replayed
     @no_grad()
     def step(self, closure: Any = None) -> Any:
         """Update every parameter that has a gradient; ``closure`` (re-evaluating the loss)

@@ -1,0 +1,251 @@
+"""``minigrad.compile``: trace a training step once, then replay it as generated code.
+
+    step = minigrad.compile(step)        # or @minigrad.compile above ``def step``
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+The first call with given input shapes, dtypes and grad mode runs ``step`` eagerly while
+the tracer (trace.py) writes down every op, the backward walk and the optimizer's calls. The
+trace becomes a program (program.py): straight-line Python over arrays, with chains of
+elementwise ops fused into generated Numba kernels (fusion.py). Later calls that match run
+the program: no Tensor objects, no graph, no engine.
+
+What is checked before a program runs (its *guards*): the tensor arguments' shapes, dtypes,
+layout and requires_grad, the other arguments' values, grad mode; and, when any module or
+tensor changed its mode, parameters or requires_grad since the trace (``state_version``),
+the training mode and parameters of every module the trace ran. A guard that fails traces
+again; up to ``max_programs`` programs are kept per function (the least recently used is
+dropped).
+
+A function that reads tensor values into Python (``.item()``, ``bool(t)``, ``.numpy()``)
+or uses what a program cannot replay (hooks, ``create_graph``, in-place ops, batch norm's
+statistics in training mode) runs eagerly, and says why once, in one line
+(``CompileWarning``). Returned tensors carry no graph: call ``backward()`` inside.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from minigrad import autograd
+from minigrad.compiler.program import Program
+from minigrad.compiler.trace import Ref, Tracer
+from minigrad.tensor import Tensor
+
+
+class CompileWarning(UserWarning):
+    """A compiled function runs eagerly for some inputs; the message says why."""
+
+
+class _Eager:
+    """The cache entry for inputs whose trace escaped: run the function eagerly."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class CompiledFunction:
+    """A function with a cache of compiled programs (``minigrad.compile``)."""
+
+    def __init__(self, fn: Callable, max_programs: int = 8, fuse: bool = True) -> None:
+        if not callable(fn):
+            raise TypeError(f"minigrad.compile: expected a function, got {type(fn).__name__}")
+        if max_programs < 1:
+            raise ValueError(f"minigrad.compile: max_programs must be >= 1, got {max_programs}")
+        self.fn = fn
+        self.max_programs = int(max_programs)
+        self.fuse = fuse
+        self.name = getattr(fn, "__qualname__", None) or type(fn).__name__
+        self.__doc__ = getattr(fn, "__doc__", None)
+        self.__wrapped__ = fn
+        self.programs: OrderedDict = OrderedDict()  # guard key -> _Entry or _Eager
+        self.traces = 0  # how many times the function was traced (a test reads it)
+        self.said: set[str] = set()  # fallback reasons already reported
+
+    # -- calling ------------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if autograd.tracer is not None:  # inside another compiled function's trace
+            return self.fn(*args, **kwargs)
+        tensors: list[Tensor] = []
+        layout = _flatten((args, kwargs), tensors)
+        try:
+            key = (autograd._grad_enabled, layout, tuple(_signature(t) for t in tensors))
+            hash(key)
+        except TypeError as e:
+            self._say(f"an argument cannot be used as a guard ({e})")
+            return self.fn(*args, **kwargs)
+        entry = self.programs.get(key)
+        if entry is None:
+            return self._trace(key, tensors, args, kwargs)
+        if type(entry) is _Eager:
+            return self.fn(*args, **kwargs)
+        if entry.version != autograd.state_version and not entry.still_valid():
+            del self.programs[key]
+            return self._trace(key, tensors, args, kwargs)
+        self.programs.move_to_end(key)
+        arrays = entry.program.run(tensors, *[t.data for t in tensors])
+        return _unflatten(entry.out_layout, _outputs(entry, arrays))
+
+    def _trace(self, key: tuple, tensors: list, args: tuple, kwargs: dict) -> Any:
+        self.traces += 1
+        version = autograd.state_version
+        with Tracer(tensors) as tracer:
+            result = self.fn(*args, **kwargs)
+        out_tensors: list[Tensor] = []
+        out_layout = _flatten(result, out_tensors)
+        reasons = list(tracer.reasons)
+        backward_ran = any(type(s).__name__ == "BackwardStep" for s in tracer.steps)
+        if not backward_ran and any(t._requires_grad for t in out_tensors):
+            reasons.append(
+                "it returns a tensor that requires grad and runs no backward(); compile the "
+                "whole step (forward, backward, optimizer) or call it under no_grad()"
+            )
+        if reasons:
+            self._remember(key, _Eager(reasons[0]))
+            self._say(reasons[0])
+            return result
+        outputs = []
+        for t in out_tensors:
+            ref = tracer._ref_of_tensor(t)
+            outputs.append(ref)
+        program = Program(tracer, outputs, self.name, fuse=self.fuse)
+        self._remember(key, _Entry(program, out_layout, outputs, tracer, version))
+        return _unflatten(out_layout, [_detached(t) for t in out_tensors])
+
+    def _remember(self, key: tuple, entry: Any) -> None:
+        self.programs[key] = entry
+        while len(self.programs) > self.max_programs:
+            self.programs.popitem(last=False)
+
+    def _say(self, reason: str) -> None:
+        if reason not in self.said:
+            self.said.add(reason)
+            warnings.warn(
+                f"minigrad.compile({self.name}) runs eagerly: {reason}", CompileWarning, 3
+            )
+
+    # -- for a learner --------------------------------------------------------------------
+    def explain(self, source: bool = False, file: Any = None) -> str:
+        """Print (and return) each compiled program: one line per op with its shapes, the
+        fused kernels and the ops each one fuses, the backward walk and the recorded calls;
+        with ``source=True`` also the generated Python and kernels."""
+        parts = []
+        for key, entry in self.programs.items():
+            grad_mode, _, signature = key
+            inputs = ", ".join(f"{tuple(s[0])} {s[1]}" for s in signature)
+            head = f"inputs ({inputs}), grad {'on' if grad_mode else 'off'}"
+            if type(entry) is _Eager:
+                parts.append(f"{head}: runs eagerly: {entry.reason}")
+            else:
+                parts.append(f"{head}:\n" + entry.program.explain(source))
+        text = "\n\n".join(parts) if parts else f"{self.name}: not traced yet"
+        print(text, file=file)
+        return text
+
+    def __repr__(self) -> str:
+        return f"<compiled {self.name}: {len(self.programs)} program(s)>"
+
+
+class _Entry:
+    """A program with what its guards compare."""
+
+    def __init__(self, program: Program, out_layout: Any, outputs: list, tracer: Tracer,
+                 version: int) -> None:
+        self.program = program
+        self.out_layout = out_layout
+        self.outputs = outputs
+        self.live = tracer.live
+        self.modules = list(tracer.modules.values())
+        self.snapshot = self._state()
+        self.version = autograd.state_version
+
+    def _state(self) -> tuple:
+        modules = tuple(
+            (m.training, tuple(id(p) for p in m._parameters.values()),
+             tuple(id(b) for b in m._buffers.values()), tuple(id(c) for c in m._modules.values()))
+            for m in self.modules
+        )
+        return modules, tuple(t._requires_grad for t in self.live)
+
+    def still_valid(self) -> bool:
+        if self._state() != self.snapshot:
+            return False
+        self.version = autograd.state_version
+        return True
+
+
+def _signature(t: Tensor) -> tuple:
+    a = t.data
+    return (a.shape, a.dtype.str, a.flags.c_contiguous, t._requires_grad)
+
+
+def _flatten(value: Any, tensors: list) -> Any:
+    """The structure of ``value`` with each Tensor replaced by its position in ``tensors``
+    (appended to it): the hashable part of a guard key, and how to rebuild outputs."""
+    if isinstance(value, Tensor):
+        tensors.append(value)
+        return _Slot(len(tensors) - 1)
+    if type(value) in (tuple, list):
+        return (type(value).__name__, tuple(_flatten(v, tensors) for v in value))
+    if type(value) is dict:
+        return ("dict", tuple((k, _flatten(v, tensors)) for k, v in value.items()))
+    if isinstance(value, np.ndarray):
+        raise_array = ("array", value.shape, value.dtype.str, value.tobytes())
+        return raise_array
+    if hasattr(value, "keys") and hasattr(value, "__getitem__") and hasattr(value, "items"):
+        return (type(value), tuple((k, _flatten(v, tensors)) for k, v in value.items()))
+    return ("value", value)
+
+
+class _Slot(int):
+    """A tensor's position in a flattened structure."""
+
+
+def _unflatten(layout: Any, tensors: list) -> Any:
+    if isinstance(layout, _Slot):
+        return tensors[layout]
+    kind, items = layout[0], layout[1] if len(layout) > 1 else None
+    if kind == "tuple":
+        return tuple(_unflatten(v, tensors) for v in items)
+    if kind == "list":
+        return [_unflatten(v, tensors) for v in items]
+    if kind == "dict":
+        return {k: _unflatten(v, tensors) for k, v in items}
+    if kind == "array":
+        return np.frombuffer(layout[3], dtype=layout[2]).reshape(layout[1]).copy()
+    if kind == "value":
+        return items
+    return kind({k: _unflatten(v, tensors) for k, v in items})
+
+
+def _outputs(entry: _Entry, arrays: tuple) -> list:
+    out = []
+    for ref, a in zip(entry.outputs, arrays):
+        if isinstance(ref, Ref) and ref.kind == "live":
+            out.append(entry.live[ref.index])  # a parameter returned as it is
+        else:
+            out.append(Tensor._from_array(a))
+    return out
+
+
+def _detached(t: Tensor) -> Tensor:
+    return t if not t._requires_grad or t._node is None else t.detach()
+
+
+def compile(fn: Callable | None = None, *, max_programs: int = 8, fuse: bool = True) -> Any:
+    """Compile ``fn`` (see the module docstring); ``@minigrad.compile`` and
+    ``@minigrad.compile(fuse=False)`` work as decorators. ``fuse=False`` keeps every op as
+    its own call (the replay without generated kernels)."""
+    if fn is None:
+        return lambda f: CompiledFunction(f, max_programs=max_programs, fuse=fuse)
+    return CompiledFunction(fn, max_programs=max_programs, fuse=fuse)
