@@ -36,6 +36,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from kernels import _config  # noqa: F401  (sets Numba's cache folder first)
+
 KINDS = ("full", "row", "scalar")
 
 
