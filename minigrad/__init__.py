@@ -44,6 +44,7 @@ from minigrad.autograd import (
     set_grad_enabled,
 )
 from minigrad.backend import get_num_threads, set_num_threads
+from minigrad.compiler import CompiledFunction, CompileWarning, compile
 from minigrad.dtypes import (
     bool_ as bool,
 )
@@ -68,7 +69,6 @@ from minigrad.dtypes import (
 from minigrad.dtypes import (
     int32 as int,
 )
-from minigrad.compiler import CompiledFunction, CompileWarning, compile
 from minigrad.io import load, save
 from minigrad.ops import (
     abs,

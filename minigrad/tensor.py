@@ -728,7 +728,8 @@ def rand(*size: Any, dtype: Any = None, requires_grad: bool = False, generator=N
     """Uniform samples in [0, 1), drawn from the generator seeded by ``manual_seed``."""
     shape = dtypes.check_size(_shape_args(size), "rand")
     dt = dtypes.resolve_float(dtype, "rand")
-    return _creation(random.draw(lambda: random.rng(generator).random(shape, dtype=dt)), requires_grad)
+    drawn = random.draw(lambda: random.rng(generator).random(shape, dtype=dt))
+    return _creation(drawn, requires_grad)
 
 
 def randn(*size: Any, dtype: Any = None, requires_grad: bool = False, generator=None) -> Tensor:

@@ -76,8 +76,11 @@ class CompiledFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if autograd.tracer is not None:  # inside another compiled function's trace
             return self.fn(*args, **kwargs)
-        tensors: list[Tensor] = []
-        layout = _flatten((args, kwargs), tensors)
+        if not kwargs and all(type(a) is Tensor for a in args):  # the common call
+            tensors, layout = list(args), len(args)
+        else:
+            tensors = []
+            layout = _flatten((args, kwargs), tensors)
         try:
             key = (autograd._grad_enabled, layout, tuple(_signature(t) for t in tensors))
             hash(key)
@@ -135,10 +138,11 @@ class CompiledFunction:
             )
 
     # -- for a learner --------------------------------------------------------------------
-    def explain(self, source: bool = False, file: Any = None) -> str:
-        """Print (and return) each compiled program: one line per op with its shapes, the
-        fused kernels and the ops each one fuses, the backward walk and the recorded calls;
-        with ``source=True`` also the generated Python and kernels."""
+    def explain(self, source: bool = False) -> str:
+        """Each compiled program, as text: one line per op with its inputs' names and shapes,
+        the backward walk, the recorded calls, and the fused kernels with the ops each one
+        fuses; with ``source=True`` also the generated Python and the kernels' source. (At
+        the prompt it shows as text; ``print`` it in a script.)"""
         parts = []
         for key, entry in self.programs.items():
             grad_mode, _, signature = key
@@ -148,19 +152,25 @@ class CompiledFunction:
                 parts.append(f"{head}: runs eagerly: {entry.reason}")
             else:
                 parts.append(f"{head}:\n" + entry.program.explain(source))
-        text = "\n\n".join(parts) if parts else f"{self.name}: not traced yet"
-        print(text, file=file)
-        return text
+        return _Text("\n\n".join(parts) if parts else f"{self.name}: not traced yet")
 
     def __repr__(self) -> str:
         return f"<compiled {self.name}: {len(self.programs)} program(s)>"
 
 
+class _Text(str):
+    """A str that shows as itself at the prompt (no quotes, real line breaks)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 class _Entry:
     """A program with what its guards compare."""
 
-    def __init__(self, program: Program, out_layout: Any, outputs: list, tracer: Tracer,
-                 version: int) -> None:
+    def __init__(
+        self, program: Program, out_layout: Any, outputs: list, tracer: Tracer, version: int
+    ) -> None:
         self.program = program
         self.out_layout = out_layout
         self.outputs = outputs
@@ -171,8 +181,12 @@ class _Entry:
 
     def _state(self) -> tuple:
         modules = tuple(
-            (m.training, tuple(id(p) for p in m._parameters.values()),
-             tuple(id(b) for b in m._buffers.values()), tuple(id(c) for c in m._modules.values()))
+            (
+                m.training,
+                tuple(id(p) for p in m._parameters.values()),
+                tuple(id(b) for b in m._buffers.values()),
+                tuple(id(c) for c in m._modules.values()),
+            )
             for m in self.modules
         )
         return modules, tuple(t._requires_grad for t in self.live)

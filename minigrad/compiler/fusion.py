@@ -13,8 +13,11 @@ back through it, summing over rows for a broadcast input. ``relu(x @ W + b)``'s 
 ReLU, or the residual ``h + relu(z)``, are one pass each way instead of two or three, and no
 mask or intermediate is stored between forward and backward.
 
-A lone ReLU or SiLU is worth a kernel too: its eager backward selects with a mask
-saved by the forward (np.where on a random mask mispredicts a branch per element).
+A lone ReLU, SiLU, sigmoid or tanh is worth a kernel too: one pass each way where eager
+mode makes two or three (ReLU's backward selects with a saved mask, and np.where on a random
+mask mispredicts a branch per element). GELU is left to its own kernels: its backward needs
+exp, which a fused loop can only call per element, while the GELU kernel computes it a block
+at a time (kernels/_math.exp_shifted).
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ import numpy as np
 
 from minigrad import backend
 from minigrad.compiler.trace import BackwardStep, CallStep, CopyStep, OpStep, Ref, ViewRef
-from minigrad.ops.elementwise import Relu, Silu, fusion_rule
+from minigrad.ops.elementwise import Relu, Sigmoid, Silu, Tanh, fusion_rule
 
-_WORTH_ALONE = (Relu, Silu)
+_WORTH_ALONE = (Relu, Silu, Sigmoid, Tanh)
 
 
 class Group:
@@ -82,7 +85,7 @@ class Group:
                 else:
                     contributions.setdefault(names[r], []).append(f"({term})")
         grads = []
-        for i, ref in enumerate(self.inputs):
+        for i in range(len(self.inputs)):
             if not needed[i]:
                 grads.append(None)
                 continue
@@ -111,7 +114,7 @@ class Group:
         ops = ", ".join(self.steps[k].cls.__name__ for k in self.members)
         program.emit(
             f"v{self.output} = {name}.forward({args})",
-            f"fused{self.number}({ops}) -> {self.shape} {self.dtype}",
+            f"v{self.output} = fused{self.number}<{ops}>({program.describe(self.inputs)})",
         )
 
     def emit_backward(self, program: Any, step: BackwardStep, pending: set) -> None:
@@ -130,11 +133,13 @@ class Group:
         kernels = backend.fused_kernels(self.chain(needed), self.shapes, self.shape, self.dtype)
         name = program.const(kernels, "FUSEDB")
         args = ", ".join(program.expr(r) for r in self.inputs)
-        program.emit(
-            f"r = {name}.backward(p{self.output}, {args})", f"fused{self.number} backward"
-        )
         from minigrad.compiler.program import _pending_name
 
+        sent = ", ".join(_pending_name(t) for _, t in sorted(targets.items()))
+        program.emit(
+            f"r = {name}.backward(p{self.output}, {args})",
+            f"  {sent} <- fused{self.number}.backward(p{self.output})",
+        )
         for i, target in sorted(targets.items()):
             program.accumulate(_pending_name(target), f"r[{i}]", pending)
 

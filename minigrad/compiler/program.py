@@ -66,6 +66,7 @@ class Program:
         self.steps = tracer.steps
         self.live = tracer.live
         self.inputs = [(t.shape, t.dtype) for t in tracer.inputs]
+        self.names = _parameter_names(tracer)
         self.outputs = outputs  # refs of the tensors the function returned
         self.ns: dict[str, Any] = {
             "_keep": _keep,
@@ -109,6 +110,20 @@ class Program:
         if ref.kind == "live":
             return f"L{ref.index}.data"
         return f"v{ref.index}"
+
+    def name_of(self, ref: Any) -> str:
+        """A ref as a learner reads it: x0, v3, or a parameter's dotted name."""
+        if isinstance(ref, ViewRef):
+            return f"view of {self.name_of(ref.base)}"
+        if ref.kind == "input":
+            return f"x{ref.index}"
+        if ref.kind == "live":
+            return self.names.get(id(self.live[ref.index]), f"L{ref.index}")
+        return f"v{ref.index}"
+
+    def describe(self, refs: Any) -> str:
+        """``name shape`` of each ref, comma-separated."""
+        return ", ".join(f"{self.name_of(r)} {self.shape_of(r)}" for r in refs)
 
     def shape_of(self, ref: Any) -> tuple:
         if isinstance(ref, ViewRef):
@@ -185,11 +200,7 @@ class Program:
         call = f"{forward}({', '.join(args)})"
         if step.wrap:
             call = f"_asarray({call})"
-        shapes = ", ".join(str(self.shape_of(r)) for r in step.inputs)
-        self.emit(
-            f"v{k} = {call}",
-            f"{step.cls.__name__}({shapes}) -> {step.shape} {step.dtype}",
-        )
+        self.emit(f"v{k} = {call}", f"v{k} = {step.cls.__name__}({self.describe(step.inputs)})")
         if step.recorded:
             self.emit(f"c{k}._saved = _keep(c{k}._to_save)")
 
@@ -207,7 +218,7 @@ class Program:
         pending: set[str] = set()
         root = f"p{step.root}"
         if step.gradient is None:
-            self.emit(f"{root} = _ones(v{step.root})", f"backward from v{step.root}")
+            self.emit(f"{root} = _ones(v{step.root})", f"backward from v{step.root}: {root} = 1")
         elif isinstance(step.gradient, np.ndarray):
             self.emit(f"{root} = {self.const(step.gradient, 'G')}", f"backward from v{step.root}")
         else:
@@ -217,10 +228,12 @@ class Program:
             if entry[0] == "leaf":
                 _, target, owned = entry
                 var = _pending_name(target)
-                tensor = "X[%d]" % target[1].index if target[1].kind == "input" else (
-                    f"L{target[1].index}"
+                ref = target[1]
+                tensor = f"X[{ref.index}]" if ref.kind == "input" else f"L{ref.index}"
+                self.emit(
+                    f"_acc({tensor}._edge(), {var}, False, {owned})",
+                    f"  {self.name_of(target[1])}.grad += {var}",
                 )
-                self.emit(f"_acc({tensor}._edge(), {var}, False, {owned})", f"into {tensor}.grad")
                 continue
             _, k, sends = entry
             group = grouped.get(k)
@@ -230,7 +243,11 @@ class Program:
                 continue
             op = self.steps[k]
             backward = self.const(op.cls.backward, f"{op.cls.__name__}_backward_")
-            self.emit(f"r = _tuple({backward}(c{k}, p{k}))", f"{op.cls.__name__} backward")
+            sent = ", ".join(_pending_name(t) for _, t in sends)
+            self.emit(
+                f"r = _tuple({backward}(c{k}, p{k}))",
+                f"  {sent} <- {op.cls.__name__}.backward(p{k})",
+            )
             self.emit(f"c{k}._owned = ()")
             for i, target in sends:
                 dtype = self.const(op.ctx.input_dtypes[i], "D")
@@ -254,7 +271,7 @@ class Program:
     def explain(self, source: bool = False) -> str:
         """One line per step of the program: the op and its shapes, the fused groups with
         the ops each one fuses, the backward walk and the recorded calls."""
-        out = [f"compiled program of {self.name}: {len(self.lines)} lines of Python"]
+        out = [f"program of {self.name}: {len(self.lines)} lines of generated Python"]
         for _, note in self.notes:
             out.append("  " + note)
         if self.groups:
@@ -269,10 +286,20 @@ class Program:
         return "\n".join(out)
 
 
+def _parameter_names(tracer: Tracer) -> dict:
+    """id(tensor) -> dotted name, for the parameters and buffers of the modules the trace
+    ran (the outermost module is called first, so its names win)."""
+    names: dict[int, str] = {}
+    for module in tracer.modules.values():
+        for name, t in list(module.named_parameters()) + list(module.named_buffers()):
+            names.setdefault(id(t), name)
+    return names
+
+
 def _pending_name(target: tuple) -> str:
+    """The variable that sums the gradient arriving at a node: p3 for the node of v3,
+    g_x0 or g_L2 for the leaf x0 or live tensor L2."""
     if target[0] == "op":
         return f"p{target[1]}"
     ref = target[1]
-    return f"q{ref.kind[0]}{ref.index}"
-
-
+    return f"g_x{ref.index}" if ref.kind == "input" else f"g_L{ref.index}"
