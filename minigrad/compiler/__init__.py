@@ -213,9 +213,9 @@ def _flatten(value: Any, tensors: list) -> Any:
         return (type(value).__name__, tuple(_flatten(v, tensors) for v in value))
     if type(value) is dict:
         return ("dict", tuple((k, _flatten(v, tensors)) for k, v in value.items()))
-    if isinstance(value, np.ndarray):
-        raise_array = ("array", value.shape, value.dtype.str, value.tobytes())
-        return raise_array
+    if isinstance(value, np.ndarray):  # an array argument is an input like a tensor
+        tensors.append(Tensor._from_array(value))
+        return _ArraySlot(len(tensors) - 1)
     if hasattr(value, "keys") and hasattr(value, "__getitem__") and hasattr(value, "items"):
         return (type(value), tuple((k, _flatten(v, tensors)) for k, v in value.items()))
     return ("value", value)
@@ -225,7 +225,13 @@ class _Slot(int):
     """A tensor's position in a flattened structure."""
 
 
+class _ArraySlot(_Slot):
+    """A NumPy array's position (passed and returned as an array)."""
+
+
 def _unflatten(layout: Any, tensors: list) -> Any:
+    if isinstance(layout, _ArraySlot):
+        return tensors[layout].data
     if isinstance(layout, _Slot):
         return tensors[layout]
     kind, items = layout[0], layout[1] if len(layout) > 1 else None
@@ -235,8 +241,6 @@ def _unflatten(layout: Any, tensors: list) -> Any:
         return [_unflatten(v, tensors) for v in items]
     if kind == "dict":
         return {k: _unflatten(v, tensors) for k, v in items}
-    if kind == "array":
-        return np.frombuffer(layout[3], dtype=layout[2]).reshape(layout[1]).copy()
     if kind == "value":
         return items
     return kind({k: _unflatten(v, tensors) for k, v in items})

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import backend, dtypes
-from minigrad.autograd import Function, derived, unbroadcast
+from minigrad.autograd import Function, derived, unbroadcast, untraceable
 from minigrad.ops.common import as_tensor, broadcast_shape, normalize_dim, operands
 from minigrad.ops.spec import OpSpec, Sample, fixed, register, values
 from minigrad.tensor import Tensor
@@ -30,6 +30,8 @@ def normalize_index(index: Any, shape: tuple, name: str = "getitem") -> tuple:
     out: list = []
     for item in items:
         if isinstance(item, Tensor):
+            if item.data.dtype == np.bool_ and item.ndim > 0:
+                untraceable("boolean-mask indexing (the result's shape depends on values)")
             item = item.data
         elif isinstance(item, (list, tuple)):
             item = np.asarray(item)
