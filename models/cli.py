@@ -28,7 +28,17 @@ from pathlib import Path
 # minigrad before anything imports NumPy: it sets OPENBLAS_THREAD_TIMEOUT (minigrad/__init__.py)
 import minigrad  # noqa: F401  isort: skip
 
-BENCHMARKS = ("overhead", "kernels", "layers", "training", "data", "func", "distributed", "privacy")
+BENCHMARKS = (
+    "overhead",
+    "kernels",
+    "layers",
+    "training",
+    "compile",
+    "data",
+    "func",
+    "distributed",
+    "privacy",
+)
 
 
 def _fail(message: str) -> int:

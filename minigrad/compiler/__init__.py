@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad import autograd
+from minigrad import autograd, backend
 from minigrad.compiler.program import Program
 from minigrad.compiler.trace import Ref, Tracer
 from minigrad.tensor import Tensor
@@ -68,7 +68,8 @@ class CompiledFunction:
         self.name = getattr(fn, "__qualname__", None) or type(fn).__name__
         self.__doc__ = getattr(fn, "__doc__", None)
         self.__wrapped__ = fn
-        self.programs: OrderedDict = OrderedDict()  # guard key -> _Entry or _Eager
+        # guard key -> [_Entry or _Eager], the latest first: one entry per module state seen
+        self.programs: OrderedDict = OrderedDict()
         self.traces = 0  # how many times the function was traced (a test reads it)
         self.said: set[str] = set()  # fallback reasons already reported
 
@@ -87,13 +88,15 @@ class CompiledFunction:
         except TypeError as e:
             self._say(f"an argument cannot be used as a guard ({e})")
             return self.fn(*args, **kwargs)
-        entry = self.programs.get(key)
-        if entry is None:
+        entries = self.programs.get(key)
+        if entries is None:
             return self._trace(key, tensors, args, kwargs)
-        if type(entry) is _Eager:
-            return self.fn(*args, **kwargs)
-        if entry.version != autograd.state_version and not entry.still_valid():
-            del self.programs[key]
+        for entry in entries:  # one per training mode and parameter set seen with this key
+            if type(entry) is _Eager:
+                return self.fn(*args, **kwargs)
+            if entry.version == autograd.state_version or entry.still_valid():
+                break
+        else:
             return self._trace(key, tensors, args, kwargs)
         self.programs.move_to_end(key)
         arrays = entry.program.run(tensors, *[t.data for t in tensors])
@@ -126,9 +129,18 @@ class CompiledFunction:
         return _unflatten(out_layout, [_detached(t) for t in out_tensors])
 
     def _remember(self, key: tuple, entry: Any) -> None:
-        self.programs[key] = entry
-        while len(self.programs) > self.max_programs:
-            self.programs.popitem(last=False)
+        self.programs.setdefault(key, []).insert(0, entry)
+        self.programs.move_to_end(key)
+        while self.program_count > self.max_programs:  # drop the least recently used
+            oldest = next(iter(self.programs))
+            self.programs[oldest].pop()
+            if not self.programs[oldest]:
+                del self.programs[oldest]
+
+    @property
+    def program_count(self) -> int:
+        """How many programs (and eager fallbacks) are kept."""
+        return sum(len(entries) for entries in self.programs.values())
 
     def _say(self, reason: str) -> None:
         if reason not in self.said:
@@ -144,7 +156,7 @@ class CompiledFunction:
         fuses; with ``source=True`` also the generated Python and the kernels' source. (At
         the prompt it shows as text; ``print`` it in a script.)"""
         parts = []
-        for key, entry in self.programs.items():
+        for key, entry in [(k, e) for k, es in self.programs.items() for e in es]:
             grad_mode, _, signature = key
             inputs = ", ".join(f"{tuple(s[0])} {s[1]}" for s in signature)
             head = f"inputs ({inputs}), grad {'on' if grad_mode else 'off'}"
@@ -155,7 +167,7 @@ class CompiledFunction:
         return _Text("\n\n".join(parts) if parts else f"{self.name}: not traced yet")
 
     def __repr__(self) -> str:
-        return f"<compiled {self.name}: {len(self.programs)} program(s)>"
+        return f"<compiled {self.name}: {self.program_count} program(s)>"
 
 
 class _Text(str):
@@ -260,10 +272,13 @@ def _detached(t: Tensor) -> Tensor:
     return t if not t._requires_grad or t._node is None else t.detach()
 
 
-def compile(fn: Callable | None = None, *, max_programs: int = 8, fuse: bool = True) -> Any:
+def compile(fn: Callable | None = None, *, max_programs: int = 8, fuse: bool | None = None) -> Any:
     """Compile ``fn`` (see the module docstring); ``@minigrad.compile`` and
     ``@minigrad.compile(fuse=False)`` work as decorators. ``fuse=False`` keeps every op as
-    its own call (the replay without generated kernels)."""
+    its own call (the replay without generated kernels); by default elementwise chains are
+    fused, unless ``MINIGRAD_KERNELS=numpy`` chose the NumPy twins."""
+    if fuse is None:
+        fuse = backend.KERNELS == "numba"
     if fn is None:
         return lambda f: CompiledFunction(f, max_programs=max_programs, fuse=fuse)
     return CompiledFunction(fn, max_programs=max_programs, fuse=fuse)
