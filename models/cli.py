@@ -1,7 +1,7 @@
 """The ``minigrad`` command.
 
     minigrad recipes                         list the recipes: data, reference, result, time
-    minigrad train RECIPE [--data DIR] [--epochs N] [--out DIR] [--seed S] [--quiet]
+    minigrad train RECIPE [--data DIR] [--epochs N] [--out DIR] [--seed S] [--quiet] [--compile]
                           [--from CHECKPOINT]    (sst2-bert: fine-tune a Hugging Face BERT)
     minigrad train RECIPE --seeds 0,1,2,3,4  one run per seed; each figure, mean and std
     minigrad evaluate OUT [--data DIR]       evaluate a finished run's saved model again
@@ -73,6 +73,8 @@ def cmd_train(args) -> int:
         if args.recipe != "sst2-bert":
             return _fail(f"--from works with sst2-bert only, not {args.recipe}")
         start = {"start_from": args.start_from}
+    if args.compile:  # each training step through minigrad.compile
+        start["compiled"] = True
     if args.seeds is not None:
         return _train_seeds(args, out, start)
     try:
@@ -326,6 +328,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--seeds", help="train once per seed (e.g. 0,1,2,3,4 or 0-4); report mean, std")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--compile",
+        action="store_true",
+        help="run each training step through minigrad.compile (traced once, then replayed)",
+    )
     t.add_argument(
         "--from",
         dest="start_from",

@@ -30,6 +30,7 @@ import numpy as np
 import minigrad.nn as nn
 from minigrad import distributed, dtypes, random
 from minigrad.autograd import no_grad
+from minigrad.compiler import compile as compile_step
 from minigrad.io import load, save
 from minigrad.keras import losses as keras_losses
 from minigrad.keras import optimizers as keras_optimizers
@@ -95,6 +96,7 @@ class Sequential:
 
     _shape: tuple | None = None  # the output shape of the layers built so far
     _pending_optimizer = None
+    _train_step = None  # set by compile(): _step, or _step through minigrad.compile
 
     def _build_layer(self, layer: Layer) -> None:
         out = layer.build(self._shape)
@@ -147,12 +149,23 @@ class Sequential:
         return h
 
     # -- compile, fit, evaluate, predict -----------------------------------------------------
-    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None) -> None:
+    def compile(
+        self,
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        metrics: Any = None,
+        jit_compile: bool = False,
+    ) -> None:
         """Choose the optimizer (a Keras name, a keras.optimizers object or a minigrad
         optimizer), the loss (a name or a callable (y_true, y_pred) -> scalar tensor) and the
-        metrics (names)."""
+        metrics (names). ``jit_compile=True`` runs fit's training step (forward, loss,
+        backward, optimizer step) through minigrad.compile."""
         if loss is None:
             raise ValueError("compile: a loss is required")
+        if not isinstance(jit_compile, bool):
+            raise TypeError(f"compile: jit_compile must be True or False, got {jit_compile!r}")
+        self.jit_compile = jit_compile
+        self._train_step = compile_step(self._step) if jit_compile else self._step
         self.loss = keras_losses.get(loss)
         self.metrics = [
             (keras_losses.metric_name(m, loss), keras_losses.get_metric(m, loss))
@@ -176,8 +189,25 @@ class Sequential:
             return Tensor._from_array(a.astype(np.int64))
         return Tensor._from_array(a.astype(dtypes.get_default_dtype()))
 
+    def _step(self, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
+        """One training step on a batch: (loss, predictions)."""
+        pred = self(xb, training=True)
+        loss = self.loss(yb, pred)
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return loss, pred
+
     def _run_batches(
-        self, x, y, batch_size, train, order=None, progress=None, callbacks=None, ranks=1,
+        self,
+        x,
+        y,
+        batch_size,
+        train,
+        order=None,
+        progress=None,
+        callbacks=None,
+        ranks=1,
         batches=None,
     ):
         order = np.arange(len(x)) if order is None else order
@@ -197,11 +227,10 @@ class Sequential:
                 self.optimizer.zero_grad()
                 continue
             if train:
-                pred = self(xb, training=True)
-                loss = self.loss(yb, pred)
-                loss.backward()
-                self.optimizer.step()
-                self.optimizer.zero_grad()
+                if not self.built:  # build eagerly: a compiled step traces a built model
+                    self.build((None,) + tuple(xb.shape[1:]))
+                self._net.train(True)  # before the step, so that its guard sees the mode
+                loss, pred = (self._train_step or self._step)(xb, yb)
             else:
                 with no_grad():
                     pred = self(xb, training=False)
@@ -287,7 +316,16 @@ class Sequential:
         ddp = distributed.DistributedDataParallel(self._net) if ranks > 1 else None
         try:
             return self._fit_epochs(
-                xt, yt, val, batch_size, epochs, verbose, callbacks, shuffle, initial_epoch, ddp,
+                xt,
+                yt,
+                val,
+                batch_size,
+                epochs,
+                verbose,
+                callbacks,
+                shuffle,
+                initial_epoch,
+                ddp,
                 private_loader,
             )
         finally:
@@ -298,7 +336,17 @@ class Sequential:
                 wrapped.remove_hooks()
 
     def _fit_epochs(
-        self, xt, yt, val, batch_size, epochs, verbose, callbacks, shuffle, initial_epoch, ddp,
+        self,
+        xt,
+        yt,
+        val,
+        batch_size,
+        epochs,
+        verbose,
+        callbacks,
+        shuffle,
+        initial_epoch,
+        ddp,
         private_loader=None,
     ) -> History:
         ranks, rank = (ddp.world, distributed.rank()) if ddp is not None else (1, 0)

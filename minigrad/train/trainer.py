@@ -28,6 +28,7 @@ import numpy as np
 
 from minigrad import distributed, random
 from minigrad.autograd import no_grad
+from minigrad.compiler import compile as compile_step
 from minigrad.data import DataLoader, Subset
 from minigrad.nn import functional as F
 from minigrad.nn.utils import clip_grad_norm_
@@ -84,6 +85,9 @@ class TrainingArguments:
     data_parallel: bool | None = None
     ddp_bucket_cap_mb: float = 25.0
     ddp_timeout: float = 1800.0  # seconds a rank waits for the others' gradients
+    # Run each micro-batch's forward, loss and backward through minigrad.compile: traced on
+    # the first batch of each shape, replayed after (Hugging Face's name for torch.compile).
+    torch_compile: bool = False
     extra: dict = field(default_factory=dict)  # anything else, kept for the record
 
     def __post_init__(self) -> None:
@@ -102,6 +106,11 @@ class TrainingArguments:
             )
         if self.gradient_accumulation_steps < 1:
             raise ValueError("TrainingArguments: gradient_accumulation_steps must be >= 1")
+        if not isinstance(self.torch_compile, bool):
+            raise TypeError(
+                "TrainingArguments: torch_compile must be True or False, got "
+                f"{self.torch_compile!r}"
+            )
         if self.logging_dir is None:
             self.logging_dir = str(Path(self.output_dir) / "logs")
         if self.eval_steps is None:
@@ -289,6 +298,13 @@ class Trainer:
             loss = self.compute_loss_func(_logits_of(output), labels)
         return (loss, output) if return_outputs else loss
 
+    def _forward_backward(self, batch: Any, accumulation: int) -> Tensor:
+        """One micro-batch: the loss, and its gradient (divided by ``accumulation``) added to
+        the parameters' ``.grad``. ``torch_compile=True`` runs it through minigrad.compile."""
+        loss = self.compute_loss(batch)
+        (loss / accumulation).backward()
+        return loss
+
     # -- training ------------------------------------------------------------------------------
     def train(self, resume_from_checkpoint: bool | str | None = None) -> TrainOutput:
         """Run the training loop; ``resume_from_checkpoint`` (True: the newest good one in
@@ -353,6 +369,9 @@ class Trainer:
         progress.update(self.global_step, 0)
         running, running_count = 0.0, 0  # since the last log line
         total, total_count = 0.0, 0  # over this call, for TrainOutput.training_loss
+        forward_backward = self._forward_backward
+        if args.torch_compile:
+            forward_backward = self.compiled_step = compile_step(self._forward_backward)
         self.callbacks.on_train_begin({})
         for epoch in range(start_epoch, epochs):
             if self.global_step >= total_steps or self.stop_training:
@@ -368,8 +387,7 @@ class Trainer:
                 last_micro = micro >= args.gradient_accumulation_steps or at_end
                 # micro-batches before the last of a step accumulate without averaging
                 with sync() if sync is not None and not last_micro else contextlib.nullcontext():
-                    loss = self.compute_loss(batch)
-                    (loss / args.gradient_accumulation_steps).backward()
+                    loss = forward_backward(batch, args.gradient_accumulation_steps)
                 if not private or batch_size_of(batch) > 0:  # a Poisson batch may be empty
                     running += float(loss.data)
                     running_count += 1

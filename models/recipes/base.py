@@ -140,6 +140,7 @@ def run(
     evaluate_only: bool = False,
     start_from: str | None = None,
     data_parallel: bool | None = None,
+    compiled: bool = False,
 ) -> dict:
     """Train ``recipe`` (``short``: the seeded few-step version the tests run) and write
     ``report.json`` and the model under ``out``; with ``evaluate_only``, load the model a
@@ -188,6 +189,7 @@ def run(
         seed=seed,
         disable_tqdm=not verbose,
         data_parallel=data_parallel,
+        torch_compile=compiled,
     )
     args = TrainingArguments(**{**settings, **recipe.training})
     private = _private(recipe, d, steps) if recipe.privacy and not evaluate_only else {}

@@ -530,3 +530,75 @@ def test_explain_shows_ops_shapes_fusion_backward_and_source():
     full = f.explain(source=True)
     assert "def program(" in full and "@kernel" in full and "def backward(rows, cols" in full
     assert repr(text) == str(text)  # at the prompt it shows as text
+
+
+# -- wired into the Trainer and Keras ----------------------------------------------------------
+
+
+def test_trainer_with_torch_compile_matches_eager_and_replays(tmp_path):
+    from minigrad.data import TensorDataset
+    from minigrad.train import Trainer, TrainingArguments
+
+    rng = np.random.default_rng(0)
+    data = TensorDataset(rng.standard_normal((70, 8), dtype=np.float32), rng.integers(0, 2, 70))
+
+    def train(compiled, accumulation):
+        mg.manual_seed(0)
+        mlp = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 2))
+        args = TrainingArguments(
+            str(tmp_path / f"{compiled}-{accumulation}"),
+            num_train_epochs=2,
+            disable_tqdm=True,
+            logging_steps=1,
+            torch_compile=compiled,
+            gradient_accumulation_steps=accumulation,
+            max_grad_norm=0.5,
+            learning_rate=1e-2,
+            save_strategy="no",
+        )
+        trainer = Trainer(mlp, args, train_dataset=data)
+        trainer.train()
+        losses = [h["loss"] for h in trainer.log_history if "loss" in h]
+        return losses, [p.data.copy() for p in mlp.parameters()], trainer
+
+    for accumulation in (1, 2):
+        want, want_params, _ = train(False, accumulation)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", mg.CompileWarning)
+            got, params, trainer = train(True, accumulation)
+        assert got == want  # ReLU and dropout's multiply fuse exactly
+        for a, b in zip(params, want_params):
+            np.testing.assert_array_equal(a, b)
+        assert trainer.compiled_step.traces == 2  # batches of 8, and the last one of 6
+    with pytest.raises(TypeError, match="torch_compile must be True or False"):
+        TrainingArguments(str(tmp_path), torch_compile="yes")
+
+
+def test_keras_fit_with_jit_compile_matches_eager_and_replays():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((90, 8)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+
+    def fit(jit):
+        mg.manual_seed(0)
+        model = mg.keras.Sequential(
+            [
+                mg.keras.layers.Dense(10, activation="relu", input_shape=(8,)),
+                mg.keras.layers.Dropout(0.2),
+                mg.keras.layers.Dense(1, activation="sigmoid"),
+            ]
+        )
+        model.compile(optimizer="adam", loss="binary_crossentropy", jit_compile=jit)
+        history = model.fit(x, y, epochs=3, batch_size=32, verbose=0, validation_split=0.2)
+        return history.history, model
+
+    want, _ = fit(False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mg.CompileWarning)
+        got, model = fit(True)
+    # the sigmoid is fused: float32's approximation (FUSED_LOSS_RTOL)
+    np.testing.assert_allclose(got["loss"], want["loss"], rtol=FUSED_LOSS_RTOL)
+    np.testing.assert_allclose(got["val_loss"], want["val_loss"], rtol=FUSED_LOSS_RTOL)
+    assert model._train_step.traces == 2  # batches of 32, and the last one of 8
+    with pytest.raises(TypeError, match="jit_compile must be True or False"):
+        model.compile(optimizer="adam", loss="mse", jit_compile=1)
