@@ -154,3 +154,30 @@ def gelu_backward(x, g):
         _gelu_backward32(x.reshape(-1), g.reshape(-1), out.reshape(-1))
         return out
     return twin.gelu_backward(x, g)
+
+
+# -- rows added at repeated indices: an embedding's gradient -------------------------------------
+#
+# out (N, D) zeros with values (K, D) added at rows idx (K,), repeats accumulating.
+# np.add.at does it with a generic loop per element: 12 us for makemore's (96, 10) and
+# 0.45 ms for the GPT's (768, 128), where this serial loop over rows takes 1 us and 0.03 ms.
+
+
+@kernel
+def _scatter_add_rows(idx, values, out):
+    for k in range(idx.shape[0]):
+        row = out[idx[k]]
+        v = values[k]
+        for d in range(v.shape[0]):
+            row[d] += v[d]
+
+
+def scatter_add_rows(n, idx, values):
+    """(n, D) zeros plus ``values`` (K, D) added at rows ``idx`` (K,) of int64 in [0, n)
+    (not checked here: the caller indexed with them); float32 or float64."""
+    out = np.zeros((n, values.shape[1]), values.dtype)
+    if values.dtype in (np.float32, np.float64) and values.flags.c_contiguous:
+        _scatter_add_rows(np.ascontiguousarray(idx, dtype=np.int64), values, out)
+        return out
+    np.add.at(out, idx, values)
+    return out

@@ -97,6 +97,21 @@ def _read(x: np.ndarray, index: tuple, name: str) -> np.ndarray:
 
 def accumulate_into_zeros(shape: tuple, index: tuple, values: np.ndarray) -> np.ndarray:
     """Zeros of ``shape`` with ``values`` added at ``index`` (repeats accumulate)."""
+    if (  # whole rows at integer positions (an embedding's gradient): the kernel
+        len(index) == 1
+        and isinstance(index[0], np.ndarray)
+        and index[0].dtype.kind in "iu"
+        and len(shape) >= 2
+        and values.shape == index[0].shape + tuple(shape[1:])
+        and index[0].size > 0
+        and index[0].min() >= 0
+        and index[0].max() < shape[0]  # in bounds: the kernel does not check
+    ):
+        rows = values.reshape(index[0].size, -1)
+        if not rows.flags.c_contiguous:
+            rows = np.ascontiguousarray(rows)
+        out = backend.elementwise.scatter_add_rows(shape[0], index[0].reshape(-1), rows)
+        return out.reshape(shape)
     out = np.zeros(shape, values.dtype)
     if is_basic(index):
         out[index] = values

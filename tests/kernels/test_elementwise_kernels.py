@@ -70,3 +70,15 @@ def test_float32_gelu_is_within_a_few_ulp_of_the_exact_one():
     np.testing.assert_array_equal(elementwise.gelu_backward(tails, ones), (tails > 0) * ones)
     small = x[:10].astype(np.float64)  # float64 and small arrays: SciPy's exact erf
     np.testing.assert_array_equal(elementwise.gelu_forward(small), twin.gelu_forward(small))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k, n, d", [(0, 3, 4), (1, 1, 1), (96, 27, 10), (50, 5, 7)])
+def test_scatter_add_rows_matches_its_twin(dtype, k, n, d):
+    rng = np.random.default_rng(k)
+    idx = rng.integers(0, n, k)
+    values = rng.standard_normal((k, d)).astype(dtype)
+    got = elementwise.scatter_add_rows(n, idx, values)
+    want = t_elementwise.scatter_add_rows(n, idx, values)
+    assert got.dtype == dtype and got.shape == (n, d)
+    np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-14)
