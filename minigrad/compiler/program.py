@@ -35,7 +35,11 @@ from minigrad.compiler.trace import (
     _TensorParam,
 )
 from minigrad.ops.namespace import numpy_ops
+from minigrad.optim.optimizer import Optimizer
 from minigrad.tensor import Tensor
+
+
+_OPTIMIZER_STEP = Optimizer.step.__wrapped__  # what the tracer sees for opt.step()
 
 
 def _keep(to_save: tuple) -> tuple | None:
@@ -205,6 +209,9 @@ class Program:
             self.emit(f"c{k}._saved = _keep(c{k}._to_save)")
 
     def _call(self, step: CallStep) -> None:
+        if step.fn is _OPTIMIZER_STEP and len(step.args) == 1 and not step.kwargs:
+            self._optimizer_step(step.args[0])
+            return
         fn = self.const(step.fn, "CALL")
         args = self.const(step.args, "A")
         kwargs = self.const(step.kwargs, "KW")
@@ -213,6 +220,24 @@ class Program:
             name = f"{type(step.args[0]).__name__}.{name}"
         self.emit(f"e{step.index} = {fn}(*{args}, **{kwargs})", f"call {name}")
         self.emit(f"v{step.index} = e{step.index}.data if type(e{step.index}) is _Tensor else None")
+
+    def _optimizer_step(self, opt: Any) -> None:
+        """``opt.step()`` as its updates, one kernel call per parameter: what
+        ``Optimizer.step`` does, without its loop and its checks (the program made the
+        gradients: contiguous, of the parameters' dtypes). The groups are read as they are
+        when the program runs, so a scheduler's learning rate is seen."""
+        update = self.const(opt._update, "UPDATE")
+        state = self.const(lambda p, opt=opt: opt.state.setdefault(p, {}), "STATE")
+        self.emit(
+            f"# {type(opt).__name__}.step", f"{type(opt).__name__}.step: one update per parameter"
+        )
+        for group in opt.param_groups:
+            g = self.const(group, "GROUP")
+            for p in group["params"]:
+                t = self.const(p, "PARAM")
+                self.emit(f"if {t}.grad is not None:")
+                self.emit(f"    {update}({t}.data, {t}.grad.data, {state}({t}), {g})")
+                self.emit(f"    {t}._version_counter().value += 1")
 
     def _backward(self, step: BackwardStep, grouped: dict) -> None:
         pending: set[str] = set()
