@@ -38,7 +38,6 @@ from minigrad.ops.namespace import numpy_ops
 from minigrad.optim.optimizer import Optimizer
 from minigrad.tensor import Tensor
 
-
 _OPTIMIZER_STEP = Optimizer.step.__wrapped__  # what the tracer sees for opt.step()
 
 
