@@ -194,22 +194,25 @@ _HALF32, _ONE32 = np.float32(0.5), np.float32(1.0)
 warnings.filterwarnings("ignore", message=r"variable '_tanh32_", category=NumbaIRAssumptionWarning)
 
 
-@inlined_overload(tanh_fast)
-def _tanh_fast_overload(v):
-    if v == types.float32:
-        return _tanh32
-    if v == types.float64:
-        return lambda v: np.tanh(v)
-    return None
+def _scalar_overload(stub, float32_impl, float64_impl) -> None:
+    """Inside kernels, ``stub(v)`` of a float32 scalar runs ``float32_impl``, of a float64
+    one ``float64_impl``."""
+
+    @inlined_overload(stub)
+    def _overload(v):
+        if v == types.float32:
+            return float32_impl
+        if v == types.float64:
+            return float64_impl
+        return None
 
 
-@inlined_overload(sigmoid_fast)
-def _sigmoid_fast_overload(v):
-    if v == types.float32:
-        return lambda v: _HALF32 * (_ONE32 + tanh_fast(_HALF32 * v))
-    if v == types.float64:
-        return lambda v: 0.5 * (1.0 + np.tanh(0.5 * v))
-    return None
+_scalar_overload(tanh_fast, _tanh32, lambda v: np.tanh(v))
+_scalar_overload(
+    sigmoid_fast,
+    lambda v: _HALF32 * (_ONE32 + tanh_fast(_HALF32 * v)),
+    lambda v: 0.5 * (1.0 + np.tanh(0.5 * v)),
+)
 
 
 # -- erf without exp ------------------------------------------------------------------------------
@@ -262,10 +265,4 @@ _ERF_Q32 = tuple(np.float32(c) for c in _ERF_Q)
 warnings.filterwarnings("ignore", message=r"variable '_erf32_", category=NumbaIRAssumptionWarning)
 
 
-@inlined_overload(erf_fast)
-def _erf_fast_overload(v):
-    if v == types.float32:
-        return _erf32
-    if v == types.float64:
-        return lambda v: math.erf(v)
-    return None
+_scalar_overload(erf_fast, _erf32, lambda v: math.erf(v))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ import numpy as np
 
 from minigrad import distributed, random
 from minigrad.autograd import no_grad
+from minigrad.compiler import CompileWarning
 from minigrad.compiler import compile as compile_step
 from minigrad.data import DataLoader, Subset
 from minigrad.nn import functional as F
@@ -85,8 +87,9 @@ class TrainingArguments:
     data_parallel: bool | None = None
     ddp_bucket_cap_mb: float = 25.0
     ddp_timeout: float = 1800.0  # seconds a rank waits for the others' gradients
-    # Run each micro-batch's forward, loss and backward through minigrad.compile: traced on
-    # the first batch of each shape, replayed after (Hugging Face's name for torch.compile).
+    # Run the training step (forward, loss, backward, clipping, the optimizer's and the
+    # schedule's steps) through minigrad.compile: traced on the first batch of each shape,
+    # replayed after (Hugging Face's name for torch.compile).
     torch_compile: bool = False
     extra: dict = field(default_factory=dict)  # anything else, kept for the record
 
@@ -299,11 +302,50 @@ class Trainer:
         return (loss, output) if return_outputs else loss
 
     def _forward_backward(self, batch: Any, accumulation: int) -> Tensor:
-        """One micro-batch: the loss, and its gradient (divided by ``accumulation``) added to
-        the parameters' ``.grad``. ``torch_compile=True`` runs it through minigrad.compile."""
+        """A micro-batch before the last of an optimizer step: the loss, and its gradient
+        (divided by ``accumulation``) added to the parameters' ``.grad``."""
         loss = self.compute_loss(batch)
         (loss / accumulation).backward()
         return loss
+
+    def _training_step(
+        self, batch: Any, accumulation: int, optimizer: Any, scheduler: Any, max_norm: float
+    ) -> tuple[Tensor, Tensor | None]:
+        """The last micro-batch of an optimizer step: its forward and backward, the gradients
+        clipped to ``max_norm`` (0: not clipped), the optimizer's and the schedule's steps,
+        the gradients zeroed. Returns (the loss, the norm before clipping or None), tensors
+        the loop reads after the step: with ``torch_compile=True`` this runs through
+        minigrad.compile, which a ``.item()`` inside would send back to eager mode. The
+        optimizer and the schedule are arguments so that a compiled step retraces if
+        either is replaced."""
+        loss = self._forward_backward(batch, accumulation)
+        if hasattr(self.model_wrapped, "no_sync"):  # data parallel: the last buckets'
+            self.model_wrapped.finish_gradient_synchronization()  # averages, before the norm
+        grad_norm = clip_grad_norm_(self.model.parameters(), max_norm) if max_norm > 0 else None
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        return loss, grad_norm
+
+    def _steps(self, private: bool) -> tuple[Callable, Callable]:
+        """The functions the loop calls for a micro-batch before the last of a step and for
+        the last one: through minigrad.compile with ``torch_compile=True``, except for DP-SGD
+        and data-parallel training, whose hooks a program cannot replay."""
+        micro, last = self._forward_backward, self._training_step
+        if not self.args.torch_compile:
+            return micro, last
+        if private or self.data_parallel:
+            warnings.warn(
+                "Trainer: torch_compile=True runs eagerly under "
+                f"{'DP-SGD (privacy_engine)' if private else 'data-parallel training'}: its "
+                "hooks cannot be compiled",
+                CompileWarning,
+                stacklevel=3,
+            )
+            return micro, last
+        self.compiled_micro_step = compile_step(micro)
+        self.compiled_step = compile_step(last)
+        return self.compiled_micro_step, self.compiled_step
 
     # -- training ------------------------------------------------------------------------------
     def train(self, resume_from_checkpoint: bool | str | None = None) -> TrainOutput:
@@ -369,9 +411,9 @@ class Trainer:
         progress.update(self.global_step, 0)
         running, running_count = 0.0, 0  # since the last log line
         total, total_count = 0.0, 0  # over this call, for TrainOutput.training_loss
-        forward_backward = self._forward_backward
-        if args.torch_compile:
-            forward_backward = self.compiled_step = compile_step(self._forward_backward)
+        micro_step, training_step = self._steps(private)
+        # DP-SGD clips each sample's gradient itself
+        max_norm = float(args.max_grad_norm or 0.0) if not private else 0.0
         self.callbacks.on_train_begin({})
         for epoch in range(start_epoch, epochs):
             if self.global_step >= total_steps or self.stop_training:
@@ -385,30 +427,31 @@ class Trainer:
                 micro += 1
                 at_end = batch_index + 1 >= len(loader)
                 last_micro = micro >= args.gradient_accumulation_steps or at_end
-                # micro-batches before the last of a step accumulate without averaging
-                with sync() if sync is not None and not last_micro else contextlib.nullcontext():
-                    loss = forward_backward(batch, args.gradient_accumulation_steps)
+                if last_micro:
+                    loss, norm = training_step(
+                        batch,
+                        args.gradient_accumulation_steps,
+                        self.optimizer,
+                        self.lr_scheduler,
+                        max_norm,
+                    )
+                else:  # accumulate; under data parallel without averaging yet
+                    with sync() if sync is not None else contextlib.nullcontext():
+                        loss = micro_step(batch, args.gradient_accumulation_steps)
+                # the step's tensors are read here, outside what minigrad.compile replays
+                loss_value = float(loss.data)
                 if not private or batch_size_of(batch) > 0:  # a Poisson batch may be empty
-                    running += float(loss.data)
+                    running += loss_value
                     running_count += 1
-                    total += float(loss.data)
+                    total += loss_value
                     total_count += 1
                 if not last_micro:
                     continue
                 micro = 0
-                if sync is not None:
-                    self.model_wrapped.finish_gradient_synchronization()
-                grad_norm = None
-                if args.max_grad_norm and args.max_grad_norm > 0 and not private:
-                    grad_norm = float(
-                        clip_grad_norm_(self.model.parameters(), args.max_grad_norm).data
-                    )
-                self.optimizer.step()
-                self.lr_scheduler.step()
-                self.optimizer.zero_grad()
+                grad_norm = None if norm is None else float(norm.data)
                 self.global_step += 1
                 self.epoch = epoch + (batch_index + 1) / len(loader)
-                logs = {"loss": float(loss.data)}
+                logs = {"loss": loss_value}
                 self.callbacks.on_train_batch_end(self.global_step, logs)
                 progress.update(1, batch_size_of(batch), loss=logs["loss"])
                 if self.global_step % args.logging_steps == 0:
