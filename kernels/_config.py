@@ -95,6 +95,15 @@ def kernel(fn=None, *, parallel: bool = False):
     return decorate if fn is None else decorate(fn)
 
 
+def strict_kernel(fn):
+    """``@strict_kernel``: njit with FMA contraction as the only fast-math flag. Without
+    ``reassoc`` and ``nsz``, LLVM may not rewrite ``d + (-d)`` to 0, which turns a NaN
+    gradient into -0; the generated kernels of minigrad.compile's fused chains must give
+    the NaNs eager mode gives (kernels/fused.py). Their loops have no reduction over the
+    vectorized index, so they vectorize without ``reassoc``."""
+    return njit(cache=True, fastmath={"contract"}, error_model="numpy", nogil=True)(fn)
+
+
 def slp_kernel(fn):
     """``@slp_kernel``: njit for a straight-line kernel written as scalar operations that only
     LLVM's SLP vectorizer turns into vector code (the GEMM microkernels, kernels/matmul.py).

@@ -87,7 +87,7 @@ def kernel_source(chain: Chain, dtype) -> str:
         "",
         "import numpy as np",
         "",
-        "from kernels._config import kernel",
+        "from kernels._config import strict_kernel",
         "from kernels._math import erf_fast, sigmoid_fast, tanh_fast",
         "",
         f"F = np.{np.dtype(dtype).name}",
@@ -95,7 +95,7 @@ def kernel_source(chain: Chain, dtype) -> str:
         "",
     ]
     lines = head + [
-        "@kernel",
+        "@strict_kernel",
         f"def forward(rows, cols, {xs}, out):",
         "    for i in range(rows):",
         *["        " + s for s in row_slices],
@@ -119,7 +119,7 @@ def kernel_source(chain: Chain, dtype) -> str:
             stores.append(f"acc{i}[j] += {var}")
         else:
             stores.append(f"acc{i}[0] += {var}")
-    lines += ["@kernel", f"def backward(rows, cols, g, {xs}{gs}):"]
+    lines += ["@strict_kernel", f"def backward(rows, cols, g, {xs}{gs}):"]
     for i in needed:  # sums over rows in float64, rounded once at the end
         if chain.kinds[i] != "full":
             lines.append(f"    acc{i} = np.zeros(gx{i}.shape[0], np.float64)")
