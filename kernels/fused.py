@@ -191,6 +191,10 @@ class FusedKernels:
         self.rows, self.cols = (size // cols if cols else 0), cols
 
     def _flat(self, arrays: tuple) -> list:
+        if len(arrays) != len(self.shapes):
+            raise ValueError(
+                f"fused kernel: the chain takes {len(self.shapes)} inputs, {len(arrays)} given"
+            )
         flat = []
         for i, (a, shape) in enumerate(zip(arrays, self.shapes)):
             if a.shape != shape or a.dtype != self.dtype:

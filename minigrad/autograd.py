@@ -479,6 +479,7 @@ def add_hook(owner: Any, attribute: str, hook: Callable) -> RemovableHandle:
     """Append ``hook`` to the ``_HookDict`` stored as ``owner.<attribute>``."""
     if not callable(hook):
         raise TypeError(f"a hook must be callable, got {type(hook).__name__}")
+    state_changed()  # compiled programs recheck their guards (a hook makes them run eagerly)
     hooks = getattr(owner, attribute, None)
     if hooks is None:
         hooks = _HookDict()
@@ -990,14 +991,14 @@ def _accumulate_into_leaf(node: AccumulateGrad, g: Any, create_graph: bool, owne
         return
     if create_graph:
         g = g if isinstance(g, Tensor) else Tensor._from_array(g)
-        leaf.grad = g if leaf.grad is None else leaf.grad + g
+        leaf._grad = g if leaf._grad is None else leaf._grad + g
     elif leaf.grad is None:
         if owned and type(g) is np.ndarray and g.dtype == leaf.dtype and g.flags.c_contiguous:
-            leaf.grad = Tensor._from_array(g)  # nobody else holds it: no copy needed
+            leaf._grad = Tensor._from_array(g)  # nobody else holds it: no copy needed
         else:
             # a C-contiguous copy: the optimizers' kernels then update it in place, and the
             # leaf's gradient shares no memory with anything else
-            leaf.grad = Tensor._from_array(np.array(g, dtype=leaf.dtype, order="C", copy=True))
+            leaf._grad = Tensor._from_array(np.array(g, dtype=leaf.dtype, order="C", copy=True))
     else:
         leaf.grad.data += g  # gradients accumulate on leaves until zeroed
 
@@ -1008,7 +1009,7 @@ def _store_retained_grad(node: Function, g: Any, create_graph: bool) -> None:
         return
     if not isinstance(g, Tensor):
         g = Tensor._from_array(np.array(g, copy=True))
-    out.grad = g if out.grad is None else out.grad + g
+    out._grad = g if out._grad is None else out._grad + g
 
 
 def backward(

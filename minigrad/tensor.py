@@ -51,7 +51,7 @@ class Tensor:
 
     __slots__ = (
         "data",
-        "grad",
+        "_grad",
         "_requires_grad",
         "_node",
         "_acc",
@@ -70,7 +70,7 @@ class Tensor:
         self.data = dtypes.to_array(data, dtype, copy=True)
         if autograd.tracer is not None:  # minigrad.compile: a copy of a traced value?
             autograd.tracer.copied(self.data, data)
-        self.grad: Tensor | None = None
+        self._grad: Tensor | None = None
         self._requires_grad = False
         self._node = None  # the Function that produced this tensor; None for a leaf
         self._acc = None  # a leaf's AccumulateGrad node, made on first use
@@ -85,7 +85,7 @@ class Tensor:
         """Wrap an array without copying or checks: the fast path used by every op."""
         t = object.__new__(cls)
         t.data = array if type(array) is np.ndarray else np.asarray(array)
-        t.grad = None
+        t._grad = None
         t._requires_grad = False
         t._node = None
         t._acc = None
@@ -95,6 +95,17 @@ class Tensor:
         return t
 
     # -- autograd attributes -----------------------------------------------------------
+    @property
+    def grad(self) -> Tensor | None:
+        """The gradient accumulated by backward() (None until then, or after zero_grad)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        if autograd.tracer is not None:  # minigrad.compile: a write the program must redo
+            autograd.tracer.grad_set(self, value)
+        self._grad = value
+
     @property
     def requires_grad(self) -> bool:
         return self._requires_grad

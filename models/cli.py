@@ -73,7 +73,7 @@ def cmd_train(args) -> int:
         if args.recipe != "sst2-bert":
             return _fail(f"--from works with sst2-bert only, not {args.recipe}")
         start = {"start_from": args.start_from}
-    if args.compile:  # each training step through minigrad.compile
+    if args.compile:  # TrainingArguments(torch_compile=True): the steps through minigrad.compile
         start["compiled"] = True
     if args.seeds is not None:
         return _train_seeds(args, out, start)
@@ -90,7 +90,7 @@ def cmd_train(args) -> int:
     except MissingData as e:
         return _fail(str(e))
     except (FileNotFoundError, ValueError) as e:  # --from: a checkpoint missing or unreadable
-        if not start:
+        if "start_from" not in start:
             raise
         return _fail(str(e))
     from minigrad import distributed
@@ -331,7 +331,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--compile",
         action="store_true",
-        help="run each training step through minigrad.compile (traced once, then replayed)",
+        help="run each training step through minigrad.compile (traced on the first batch of "
+        "each shape, then replayed; a step it cannot capture runs eagerly with a warning)",
     )
     t.add_argument(
         "--from",

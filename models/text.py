@@ -326,6 +326,9 @@ class CharCNN(nn.Module):
         self.conv = nn.Conv1d(char_dim, maps, width, padding=width // 2)
 
     def forward(self, char_ids) -> mg.Tensor:
+        # the words' positions are found with NumPy and shape the convolution's input: a
+        # compiled step cannot replay them, so minigrad.compile runs it eagerly
+        mg.autograd.untraceable("CharCNN's word positions (found with NumPy)")
         ids = _ids(char_ids)
         b, t, length = ids.shape
         flat = ids.data.reshape(b * t, length)

@@ -84,6 +84,9 @@ class CompiledFunction:
             layout = _flatten((args, kwargs), tensors)
         try:
             key = (autograd._grad_enabled, layout, tuple(_signature(t) for t in tensors))
+            if len({id(t) for t in tensors}) != len(tensors):  # one tensor in two places
+                first = {}
+                key += (tuple(first.setdefault(id(t), k) for k, t in enumerate(tensors)),)
             hash(key)
         except TypeError as e:
             self._say(f"an argument cannot be used as a guard ({e})")
@@ -91,20 +94,19 @@ class CompiledFunction:
         entries = self.programs.get(key)
         if entries is None:
             return self._trace(key, tensors, args, kwargs)
-        for entry in entries:  # one per training mode and parameter set seen with this key
-            if type(entry) is _Eager:
-                return self.fn(*args, **kwargs)
+        for entry in entries:  # one per module state seen with this key
             if entry.version == autograd.state_version or entry.still_valid():
                 break
         else:
             return self._trace(key, tensors, args, kwargs)
+        if type(entry) is _Eager:
+            return self.fn(*args, **kwargs)
         self.programs.move_to_end(key)
         arrays = entry.program.run(tensors, *[t.data for t in tensors])
-        return _unflatten(entry.out_layout, _outputs(entry, arrays))
+        return _unflatten(entry.out_layout, _outputs(entry, arrays, tensors))
 
     def _trace(self, key: tuple, tensors: list, args: tuple, kwargs: dict) -> Any:
         self.traces += 1
-        version = autograd.state_version
         with Tracer(tensors) as tracer:
             result = self.fn(*args, **kwargs)
         out_tensors: list[Tensor] = []
@@ -117,15 +119,13 @@ class CompiledFunction:
                 "whole step (forward, backward, optimizer) or call it under no_grad()"
             )
         if reasons:
-            self._remember(key, _Eager(reasons[0]))
-            self._say(reasons[0])
+            self._remember(key, _Eager(reasons[0], tracer))
+            self._say(reasons[0], 4)
             return result
-        outputs = []
-        for t in out_tensors:
-            ref = tracer._ref_of_tensor(t)
-            outputs.append(ref)
-        program = Program(tracer, outputs, self.name, fuse=self.fuse)
-        self._remember(key, _Entry(program, out_layout, outputs, tracer, version))
+        outputs = [_output_ref(tracer, t) for t in out_tensors]
+        values = [r for r in outputs if type(r) is not tuple]  # not a leaf's .grad
+        program = Program(tracer, values, self.name, self.fuse)
+        self._remember(key, _Entry(program, out_layout, outputs, tracer))
         return _unflatten(out_layout, [_detached(t) for t in out_tensors])
 
     def _remember(self, key: tuple, entry: Any) -> None:
@@ -142,11 +142,12 @@ class CompiledFunction:
         """How many programs (and eager fallbacks) are kept."""
         return sum(len(entries) for entries in self.programs.values())
 
-    def _say(self, reason: str) -> None:
+    def _say(self, reason: str, stacklevel: int = 3) -> None:
+        """Warn once per reason, at the line that called the compiled function."""
         if reason not in self.said:
             self.said.add(reason)
             warnings.warn(
-                f"minigrad.compile({self.name}) runs eagerly: {reason}", CompileWarning, 3
+                f"minigrad.compile({self.name}) runs eagerly: {reason}", CompileWarning, stacklevel
             )
 
     # -- for a learner --------------------------------------------------------------------
@@ -157,7 +158,7 @@ class CompiledFunction:
         the prompt it shows as text; ``print`` it in a script.)"""
         parts = []
         for key, entry in [(k, e) for k, es in self.programs.items() for e in es]:
-            grad_mode, _, signature = key
+            grad_mode, _, signature = key[:3]
             inputs = ", ".join(f"{tuple(s[0])} {s[1]}" for s in signature)
             head = f"inputs ({inputs}), grad {'on' if grad_mode else 'off'}"
             if type(entry) is _Eager:
@@ -177,17 +178,17 @@ class _Text(str):
         return str(self)
 
 
-class _Entry:
-    """A program with what its guards compare."""
+class _Guarded:
+    """What a cache entry was traced with, beyond its key: every module the trace ran or read
+    a parameter of (its training mode, parameters, buffers, submodules, hooks and plain
+    settings such as Dropout.p), the tensors it read from outside (requires_grad, hooks)
+    and the optimizers it stepped (their parameters). Compared again only when
+    ``autograd.state_version`` moved since the last check."""
 
-    def __init__(
-        self, program: Program, out_layout: Any, outputs: list, tracer: Tracer, version: int
-    ) -> None:
-        self.program = program
-        self.out_layout = out_layout
-        self.outputs = outputs
+    def __init__(self, tracer: Tracer) -> None:
         self.live = tracer.live
         self.modules = list(tracer.modules.values())
+        self.optimizers = list(tracer.optimizers.values())
         self.snapshot = self._state()
         self.version = autograd.state_version
 
@@ -198,16 +199,54 @@ class _Entry:
                 tuple(id(p) for p in m._parameters.values()),
                 tuple(id(b) for b in m._buffers.values()),
                 tuple(id(c) for c in m._modules.values()),
+                bool(m.__dict__.get("_module_hooks")),
+                tuple(
+                    (k, v)
+                    for k, v in m.__dict__.items()
+                    if not k.startswith("_") and type(v) in _SETTINGS
+                ),
             )
             for m in self.modules
         )
-        return modules, tuple(t._requires_grad for t in self.live)
+        tensors = tuple(
+            (
+                t._requires_grad,
+                t._acc is not None and bool(t._acc.grad_hooks or t._acc.post_accumulate_hooks),
+            )
+            for t in self.live
+        )
+        optimizers = tuple(
+            tuple(id(p) for g in o.param_groups for p in g["params"]) for o in self.optimizers
+        )
+        return modules, tensors, optimizers
 
     def still_valid(self) -> bool:
         if self._state() != self.snapshot:
             return False
         self.version = autograd.state_version
         return True
+
+
+_SETTINGS = (bool, int, float, str, type(None))
+
+
+class _Eager(_Guarded):
+    """The cache entry for a call whose trace escaped: run the function eagerly."""
+
+    def __init__(self, reason: str, tracer: Tracer) -> None:
+        super().__init__(tracer)
+        self.reason = reason
+
+
+class _Entry(_Guarded):
+    """A program, with what its guards compare."""
+
+    def __init__(self, program: Program, out_layout: Any, outputs: list, tracer: Tracer) -> None:
+        super().__init__(tracer)
+        self.program = program
+        self.out_layout = out_layout
+        self.outputs = outputs
+        self.inputs = tracer.inputs
 
 
 def _signature(t: Tensor) -> tuple:
@@ -258,9 +297,27 @@ def _unflatten(layout: Any, tensors: list) -> Any:
     return kind({k: _unflatten(v, tensors) for k, v in items})
 
 
-def _outputs(entry: _Entry, arrays: tuple) -> list:
+def _output_ref(tracer: Tracer, t: Tensor) -> Any:
+    """How a returned tensor is found again on a replay: a value of the program (a Ref), or
+    ("grad", leaf) for the .grad of a parameter or an input, as it is after the replay."""
+    for k, leaf in enumerate(tracer.inputs):
+        if leaf._grad is t:
+            return ("grad", "input", k)
+    for leaf in tracer.live:
+        if leaf._grad is t:
+            return ("grad", "live", leaf)
+    return tracer._ref_of_tensor(t)
+
+
+def _outputs(entry: _Entry, arrays: tuple, tensors: list) -> list:
     out = []
-    for ref, a in zip(entry.outputs, arrays):
+    values = iter(arrays)
+    for ref in entry.outputs:
+        if type(ref) is tuple:  # the .grad of a leaf
+            leaf = tensors[ref[2]] if ref[1] == "input" else ref[2]
+            out.append(leaf._grad)
+            continue
+        a = next(values)
         if isinstance(ref, Ref) and ref.kind == "live":
             out.append(entry.live[ref.index])  # a parameter returned as it is
         else:

@@ -120,6 +120,7 @@ class Tracer:
         self.inputs = inputs
         self.live: list[Tensor] = []  # tensors from outside the call, by Ref("live", k)
         self.modules: dict[int, Any] = {}  # id -> module, for the mode guard
+        self.optimizers: dict[int, Any] = {}  # id -> optimizer whose step was recorded
         self._tensor_refs: dict[int, Ref] = {}  # id(Tensor) -> Ref
         self._array_refs: dict[int, Any] = {}  # id(ndarray) -> Ref
         self._owners: dict[int, tuple] = {}  # id(memory owner) -> (Ref, array)
@@ -128,7 +129,8 @@ class Tracer:
         self._backward: BackwardStep | None = None
         self._nodes: dict[int, int] = {}  # id(ctx) -> op step index
         for k, t in enumerate(inputs):
-            self._name_tensor(t, Ref("input", k))
+            if id(t) not in self._tensor_refs:  # one tensor passed twice: its first place
+                self._name_tensor(t, Ref("input", k))
 
     # -- naming values -------------------------------------------------------------------
     def _name_tensor(self, t: Tensor, ref: Ref) -> None:
@@ -250,18 +252,35 @@ class Tracer:
         finally:
             self._paused -= 1
         if not self._paused:
+            if args and hasattr(args[0], "param_groups"):  # an optimizer: guard its groups
+                self.optimizers.setdefault(id(args[0]), args[0])
             step = CallStep(len(self.steps), fn, args, kwargs)
             self.steps.append(step)
             if isinstance(result, Tensor):
                 self._name_tensor(result, Ref("call", step.index))
         return result
 
-    def module(self, module: Any) -> None:
+    def module(self, module: Any, called: bool = True) -> None:
+        """A module ran (``called``) or one of its parameters, buffers or submodules was
+        read: its state is part of the program's guard."""
         if self._paused:
             return
         self.modules.setdefault(id(module), module)
-        if "_module_hooks" in module.__dict__:
+        if called and "_module_hooks" in module.__dict__:
             self.escape(f"hooks registered on a {type(module).__name__}")
+
+    def grad_set(self, t: Tensor, value: Any) -> None:
+        """``t.grad = value`` inside the function (outside the engine): ``None`` on a
+        tensor from outside the call is made again on each replay."""
+        if self._paused:
+            return
+        ref = self._tensor_refs.get(id(t))
+        if value is None and (ref is None or ref.kind == "live"):
+            if ref is None:
+                self._ref_of_tensor(t)
+            self.steps.append(CallStep(len(self.steps), _clear_grad, (t,), {}))
+        else:
+            self.escape("assigning a tensor's .grad")
 
     def backward_begin(self, outputs: list, grads: list, retain_graph: bool, create: bool) -> None:
         if self._paused:
@@ -335,6 +354,11 @@ class _TensorParam:
     """A Tensor passed as a keyword parameter (rare): the program passes a Tensor again."""
 
     ref: Any
+
+
+def _clear_grad(t: Tensor) -> None:
+    """``t.grad = None``, as a recorded call."""
+    t._grad = None
 
 
 def _owner(a: np.ndarray) -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from minigrad.autograd import derived
 from minigrad.nn import functional as F
 from minigrad.ops.elementwise import clamp, log
 from minigrad.ops.reduce import log_softmax, mean
@@ -66,12 +67,18 @@ class CategoricalCrossentropy(Loss):
         return -_sum(y * log(clamp(p, EPSILON, 1 - EPSILON)), -1)
 
 
+def _class_ids(y: np.ndarray) -> np.ndarray:
+    return y.reshape(-1).astype(np.int64)
+
+
 class SparseCategoricalCrossentropy(Loss):
     name = "sparse_categorical_crossentropy"
     sparse = True
 
     def per_sample(self, y_true, y_pred):
-        labels = y_true.data.reshape(-1).astype(np.int64)
+        # an op, not NumPy on y_true.data: a compiled fit step then reads each batch's labels
+        # (a copy made on the side would be frozen at the traced batch's)
+        labels = derived(_class_ids, y_true).data
         if labels.shape[0] != y_pred.shape[0] or y_pred.ndim != 2:
             raise ValueError(
                 f"sparse_categorical_crossentropy: {labels.shape[0]} labels for predictions "

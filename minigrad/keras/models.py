@@ -22,6 +22,7 @@ logged figures are means over all the samples of all the ranks, and rank 0 alone
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ import numpy as np
 import minigrad.nn as nn
 from minigrad import distributed, dtypes, random
 from minigrad.autograd import no_grad
+from minigrad.compiler import CompileWarning
 from minigrad.compiler import compile as compile_step
 from minigrad.io import load, save
 from minigrad.keras import losses as keras_losses
@@ -97,6 +99,7 @@ class Sequential:
     _shape: tuple | None = None  # the output shape of the layers built so far
     _pending_optimizer = None
     _train_step = None  # set by compile(): _step, or _step through minigrad.compile
+    jit_compile = False
 
     def _build_layer(self, layer: Layer) -> None:
         out = layer.build(self._shape)
@@ -158,8 +161,10 @@ class Sequential:
     ) -> None:
         """Choose the optimizer (a Keras name, a keras.optimizers object or a minigrad
         optimizer), the loss (a name or a callable (y_true, y_pred) -> scalar tensor) and the
-        metrics (names). ``jit_compile=True`` runs fit's training step (forward, loss,
-        backward, optimizer step) through minigrad.compile."""
+        metrics (names). ``jit_compile=True`` (Keras's name) runs fit's training step
+        (forward, loss, backward, the optimizer's step) through minigrad.compile: traced on
+        the first batch of each shape, replayed after; a fit with a privacy_engine or under
+        mpiexec runs eagerly (with a CompileWarning), as their hooks cannot be compiled."""
         if loss is None:
             raise ValueError("compile: a loss is required")
         if not isinstance(jit_compile, bool):
@@ -189,13 +194,16 @@ class Sequential:
             return Tensor._from_array(a.astype(np.int64))
         return Tensor._from_array(a.astype(dtypes.get_default_dtype()))
 
-    def _step(self, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
-        """One training step on a batch: (loss, predictions)."""
+    def _step(self, xb: Tensor, yb: Tensor, optimizer: Optimizer) -> tuple[Tensor, Tensor]:
+        """One training step on a batch: (loss, predictions), tensors that fit reads after
+        the step (with ``jit_compile=True`` this runs through minigrad.compile, which a
+        ``.item()`` inside would send back to eager mode). The optimizer is an argument so
+        that a compiled step retraces if it is replaced."""
         pred = self(xb, training=True)
         loss = self.loss(yb, pred)
         loss.backward()
-        self.optimizer.step()
-        self.optimizer.zero_grad()
+        optimizer.step()
+        optimizer.zero_grad()
         return loss, pred
 
     def _run_batches(
@@ -209,7 +217,9 @@ class Sequential:
         callbacks=None,
         ranks=1,
         batches=None,
+        step=None,
     ):
+        step = step or self._step  # the training step (fit passes the compiled one)
         order = np.arange(len(x)) if order is None else order
         n = len(order)
         totals: dict[str, float] = {}
@@ -230,7 +240,7 @@ class Sequential:
                 if not self.built:  # build eagerly: a compiled step traces a built model
                     self.build((None,) + tuple(xb.shape[1:]))
                 self._net.train(True)  # before the step, so that its guard sees the mode
-                loss, pred = (self._train_step or self._step)(xb, yb)
+                loss, pred = step(xb, yb, self.optimizer)
             else:
                 with no_grad():
                     pred = self(xb, training=False)
@@ -356,6 +366,16 @@ class Sequential:
         history = History()
         history.params = {"epochs": epochs, "steps": -(-share // local_batch), "verbose": verbose}
         cbs = CallbackList([history] + list(callbacks or []), self)
+        step = self._train_step
+        if self.jit_compile and (ddp is not None or private_loader is not None):
+            warnings.warn(
+                "fit: jit_compile=True runs eagerly "
+                f"{'under mpiexec' if ddp is not None else 'with a privacy_engine'}: its hooks "
+                "cannot be compiled",
+                CompileWarning,
+                stacklevel=3,
+            )
+            step = self._step
         self.stop_training = False
         cbs.on_train_begin({})
         for epoch in range(initial_epoch, epochs):
@@ -369,7 +389,7 @@ class Sequential:
                 history.params["steps"], f"Epoch {epoch + 1}/{epochs}", enabled(verbose)
             )
             logs = self._run_batches(
-                xt, yt, local_batch, True, order, progress, cbs, ranks, private_loader
+                xt, yt, local_batch, True, order, progress, cbs, ranks, private_loader, step
             )
             progress.close()
             if ddp is not None:

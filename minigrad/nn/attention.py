@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import dtypes
+from minigrad.autograd import untraceable
 from minigrad.nn import functional as F
 from minigrad.nn import init
 from minigrad.nn.layers import Dropout, LayerNorm, Linear
@@ -33,6 +34,7 @@ def _to_additive_or_allowed(mask: Any, dtype: np.dtype) -> np.ndarray | None:
     bool True = allowed, or additive float."""
     if mask is None:
         return None
+    untraceable("a MultiheadAttention mask (combined with NumPy)")
     m = as_tensor(mask).data
     if m.dtype == np.bool_:
         return ~m

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from minigrad.autograd import untraceable
 from minigrad.nn import init
 from minigrad.nn.layers import _empty
 from minigrad.nn.module import Module
@@ -99,6 +100,9 @@ class CRF(Module):
         )
 
     def _check(self, emissions: Tensor, mask: Any) -> np.ndarray:
+        # the mask and the tags become NumPy arrays that index the scores: a compiled step
+        # (minigrad.compile) would replay the traced batch's, so it runs eagerly
+        untraceable("the CRF's mask and tags (read with NumPy)")
         """Validate shapes and dtypes; return the mask as a (B, T) bool array."""
         if emissions.ndim != 3 or emissions.shape[-1] != self.num_tags:
             raise ValueError(

@@ -108,11 +108,14 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> 
     if not dtypes.is_integer(idx.dtype):
         raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
     n = weight.shape[0]
-    if idx.data.size and (idx.data.min() < 0 or idx.data.max() >= n):
-        raise IndexError(
-            f"embedding: index {int(idx.data.max() if idx.data.max() >= n else idx.data.min())} "
-            f"is out of range for {n} embeddings"
-        )
+
+    def in_range(i: np.ndarray) -> np.ndarray:  # an op, so that a compiled step checks too
+        if i.size and (i.min() < 0 or i.max() >= n):
+            bad = int(i.max() if i.max() >= n else i.min())
+            raise IndexError(f"embedding: index {bad} is out of range for {n} embeddings")
+        return i
+
+    idx = derived(in_range, idx)
     rows = getitem(weight, idx.data)
     if padding_idx is None:
         return rows

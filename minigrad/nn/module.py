@@ -90,12 +90,16 @@ class Module:
                 raise TypeError(f"{type(self).__name__}: buffer {name!r} must be a Tensor or None")
             buffers[name] = value
         else:
+            if name in self.__dict__ and self.__dict__[name] is not value:
+                autograd.state_changed()  # a setting such as Dropout.p: programs recheck
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
         for store in ("_parameters", "_buffers", "_modules"):
             values = self.__dict__.get(store)
             if values is not None and name in values:
+                if autograd.tracer is not None:  # minigrad.compile: guard on what was read
+                    autograd.tracer.module(self, called=False)
                 return values[name]
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 

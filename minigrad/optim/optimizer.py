@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.autograd import no_grad, replayed
+from minigrad.autograd import no_grad, replayed, state_changed
 from minigrad.tensor import Tensor
 
 
@@ -34,6 +34,7 @@ class Optimizer:
 
     def add_param_group(self, group: dict[str, Any]) -> None:
         """Add a group of parameters with its own hyperparameters (defaults fill the rest)."""
+        state_changed()  # compiled programs that step this optimizer recheck their guards
         group = dict(group)
         params = group["params"]
         group["params"] = [params] if isinstance(params, Tensor) else list(params)

@@ -23,7 +23,7 @@ import numpy as np
 import minigrad.nn as nn
 import minigrad.nn.functional as F
 from minigrad import io
-from minigrad.autograd import no_grad
+from minigrad.autograd import derived, no_grad, untraceable
 from minigrad.tensor import Tensor, arange
 from minigrad.transformers import hub
 
@@ -286,7 +286,10 @@ def _as_ids(x: Any, name: str) -> Tensor:
         raise ValueError(
             f"BERT: {name} must be integers of shape (batch, tokens), got {a.shape} {a.dtype}"
         )
-    return Tensor._from_array(np.ascontiguousarray(a, dtype=np.int64))
+    ids = np.ascontiguousarray(a, dtype=np.int64)
+    if ids is not a:  # a copy made with NumPy: minigrad.compile would replay the traced ids
+        untraceable(f"BERT's {name} converted with NumPy")
+    return Tensor._from_array(ids)
 
 
 def _hf_key(key: str) -> str:
@@ -410,7 +413,11 @@ class BertModel(BertPreTrainedModel):
             if token_type_ids is None
             else _as_ids(token_type_ids, "token_type_ids")
         )
-        keep = np.ones((b, t)) if attention_mask is None else _as_ids(attention_mask, "mask").data
+        keep = (
+            Tensor._from_array(np.ones((b, t), np.int64))
+            if attention_mask is None
+            else _as_ids(attention_mask, "mask")
+        )
         if keep.shape != (b, t) or types.shape != (b, t):
             raise ValueError(
                 f"BERT: attention_mask {keep.shape} and token_type_ids {types.shape} must have "
@@ -418,15 +425,19 @@ class BertModel(BertPreTrainedModel):
             )
         hidden = self.embeddings(ids, types)
         # padding gets the dtype's lowest value added to its scores, as transformers does
-        low = np.finfo(hidden.dtype).min
-        additive = np.where(keep[:, None, None, :] != 0, 0.0, low).astype(hidden.dtype)
-        hidden = self.encoder(hidden, Tensor._from_array(additive))
+        low, dtype = np.finfo(hidden.dtype).min, hidden.dtype
+
+        def additive(k: np.ndarray) -> np.ndarray:  # an op: a compiled step recomputes it
+            return np.where(k[:, None, None, :] != 0, 0.0, low).astype(dtype)
+
+        hidden = self.encoder(hidden, derived(additive, keep))
         pooled = self.pooler(hidden) if self.pooler is not None else None
         return ModelOutput(last_hidden_state=hidden, pooler_output=pooled)
 
 
 def _loss(config: BertConfig, logits: Tensor, labels: Any) -> Tensor:
     if config.problem_type == "regression" or config.num_labels == 1:
+        untraceable("BERT's regression targets (converted with NumPy)")
         target = Tensor._from_array(np.asarray(getattr(labels, "data", labels), logits.dtype))
         return F.mse_loss(logits.reshape(-1), target.reshape(-1))
     target = _as_ids(labels, "labels").reshape(-1)

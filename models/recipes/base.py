@@ -146,6 +146,8 @@ def run(
     ``report.json`` and the model under ``out``; with ``evaluate_only``, load the model a
     finished run saved there and evaluate it again, writing nothing. ``start_from``: a
     Hugging Face checkpoint to fine-tune, for recipes that can (``Recipe.start_from``).
+    ``compiled``: the Trainer's steps through minigrad.compile
+    (``TrainingArguments(torch_compile=True)``).
 
     Under ``mpiexec -n N`` the run is data parallel (``data_parallel=False``: each process
     alone): each rank takes ``recipe.batch`` samples a step, so a step sees N times as many,

@@ -82,14 +82,3 @@ def test_written_files_lists_only_what_exists(tmp_path):
     assert written_files(tmp_path) == [
         f"written to {tmp_path}: report.json, 1 checkpoint(s) (checkpoint-5)"
     ]
-
-
-def test_train_with_compile_gives_the_eager_run(tmp_path, capsys):
-    reports = []
-    for flag in ([], ["--compile"]):
-        out = tmp_path / ("compiled" if flag else "eager")
-        code = main(["train", "digits-cnn", "--epochs", "1", "--out", str(out), "--quiet", *flag])
-        assert code == 0
-        reports.append(json.loads((out / "report.json").read_text()))
-    # DigitsCNN's fused chains (ReLU, dropout's multiply) are exact: the same run
-    assert reports[0]["test_accuracy"] == reports[1]["test_accuracy"]
