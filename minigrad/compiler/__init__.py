@@ -39,7 +39,7 @@ import numpy as np
 
 from minigrad import autograd, backend
 from minigrad.compiler.program import Program
-from minigrad.compiler.trace import Ref, Tracer
+from minigrad.compiler.trace import BackwardStep, Ref, Tracer
 from minigrad.tensor import Tensor
 
 
@@ -112,7 +112,7 @@ class CompiledFunction:
         out_tensors: list[Tensor] = []
         out_layout = _flatten(result, out_tensors)
         reasons = list(tracer.reasons)
-        backward_ran = any(type(s).__name__ == "BackwardStep" for s in tracer.steps)
+        backward_ran = any(isinstance(s, BackwardStep) for s in tracer.steps)
         if not backward_ran and any(t._requires_grad for t in out_tensors):
             reasons.append(
                 "it returns a tensor that requires grad and runs no backward(); compile the "

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import backend
-from minigrad.compiler.trace import BackwardStep, CallStep, CopyStep, OpStep, Ref, ViewRef
+from minigrad.compiler.trace import BackwardStep, CopyStep, OpStep, Ref, ViewRef, _TensorParam
 from minigrad.ops.elementwise import Relu, Sigmoid, Silu, Tanh, fusion_rule
 
 _WORTH_ALONE = (Relu, Silu, Sigmoid, Tanh)
@@ -145,38 +145,33 @@ class Group:
 
 
 def _uses(steps: list, outputs: list) -> dict:
-    """How many times each op's output is read, by anything."""
+    """How many times each op's output is read. A read that no kernel can see (a view of it,
+    a copy, a Tensor parameter, a returned value, the root of a backward) counts twice: the
+    value must stay an array."""
     uses: dict[int, int] = {}
 
-    def visit(v: Any, direct: bool = True) -> None:
+    def visit(v: Any, weight: int = 1) -> None:
         if isinstance(v, ViewRef):
-            visit(v.base)
-            visit(v.base)  # a view is a use the kernel cannot see: never fuse through it
+            visit(v.base, 2)
         elif isinstance(v, Ref):
             if v.kind == "op":
-                uses[v.index] = uses.get(v.index, 0) + 1
+                uses[v.index] = uses.get(v.index, 0) + weight
         elif type(v) in (tuple, list):
             for x in v:
-                visit(x)
-        elif hasattr(v, "ref"):
-            visit(v.ref)
-            visit(v.ref)
+                visit(x, weight)
+        elif isinstance(v, _TensorParam):
+            visit(v.ref, 2)
 
     for step in steps:
         if isinstance(step, OpStep):
             visit(step.inputs)
             visit(list(step.params.values()))
         elif isinstance(step, CopyStep):
-            visit(step.source)
-            visit(step.source)
+            visit(step.source, 2)
         elif isinstance(step, BackwardStep):
-            uses[step.root] = uses.get(step.root, 0) + 2  # the root's value starts backward
+            visit(Ref("op", step.root), 2)
             visit(step.gradient)
-        elif isinstance(step, CallStep):
-            pass
-    for ref in outputs:
-        visit(ref)
-        visit(ref)
+    visit(outputs, 2)
     return uses
 
 

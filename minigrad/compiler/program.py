@@ -217,8 +217,10 @@ class Program:
         name = getattr(step.fn, "__name__", "call")
         if step.args and hasattr(step.args[0], name):  # a method: name its class
             name = f"{type(step.args[0]).__name__}.{name}"
-        self.emit(f"e{step.index} = {fn}(*{args}, **{kwargs})", f"call {name}")
-        self.emit(f"v{step.index} = e{step.index}.data if type(e{step.index}) is _Tensor else None")
+        if step.returns_tensor:  # a value the program reads
+            self.emit(f"v{step.index} = {fn}(*{args}, **{kwargs}).data", f"call {name}")
+        else:
+            self.emit(f"{fn}(*{args}, **{kwargs})", f"call {name}")
 
     def _optimizer_step(self, opt: Any) -> None:
         """``opt.step()`` as its updates, one kernel call per parameter: what

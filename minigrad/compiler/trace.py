@@ -92,6 +92,7 @@ class CallStep:
     fn: Callable
     args: tuple
     kwargs: dict
+    returns_tensor: bool = False  # its result is a value of the program, Ref("call", index)
 
 
 @dataclass
@@ -105,10 +106,6 @@ class BackwardStep:
     gradient: Any
     retain_graph: bool
     walk: list = field(default_factory=list)
-
-
-class Escape(Exception):
-    """Raised inside the tracer when the function cannot be captured (see ``escape``)."""
 
 
 class Tracer:
@@ -152,7 +149,7 @@ class Tracer:
         ref = self._tensor_refs.get(id(t))
         if ref is not None:
             return ref
-        ref = self._ref_of_array(t.data, allow_constant=True)
+        ref = self._ref_of_array(t.data)
         if ref is not None:
             self._tensor_refs[id(t)] = ref
             self._keep.append(t)
@@ -163,7 +160,7 @@ class Tracer:
         self._name_tensor(t, ref)
         return ref
 
-    def _ref_of_array(self, a: np.ndarray, allow_constant: bool) -> Any:
+    def _ref_of_array(self, a: np.ndarray) -> Any:
         """The ref of a traced array or of a view of one; None for an array that shares no
         memory with any traced value (a constant)."""
         ref = self._array_refs.get(id(a))
@@ -183,7 +180,7 @@ class Tracer:
     def _param(self, value: Any) -> Any:
         """A keyword parameter with traced arrays in it replaced by their refs."""
         if isinstance(value, np.ndarray):
-            ref = self._ref_of_array(value, allow_constant=True)
+            ref = self._ref_of_array(value)
             return value if ref is None else ref
         if isinstance(value, Tensor):
             return _TensorParam(self._ref_of_tensor(value))
@@ -231,7 +228,7 @@ class Tracer:
         """``Tensor(source)`` made ``array``: a copy of a traced value, or a constant."""
         if self._paused or not isinstance(source, np.ndarray):
             return
-        ref = self._ref_of_array(source, allow_constant=True)
+        ref = self._ref_of_array(source)
         if ref is None:
             return
         step = CopyStep(len(self.steps), ref, array.dtype)
@@ -254,9 +251,9 @@ class Tracer:
         if not self._paused:
             if args and hasattr(args[0], "param_groups"):  # an optimizer: guard its groups
                 self.optimizers.setdefault(id(args[0]), args[0])
-            step = CallStep(len(self.steps), fn, args, kwargs)
+            step = CallStep(len(self.steps), fn, args, kwargs, isinstance(result, Tensor))
             self.steps.append(step)
-            if isinstance(result, Tensor):
+            if step.returns_tensor:
                 self._name_tensor(result, Ref("call", step.index))
         return result
 
@@ -299,7 +296,7 @@ class Tracer:
         g = grads[0]
         gradient = None
         if not (isinstance(g, np.ndarray) and g.size == 1 and g.item() == 1.0 and g.ndim == 0):
-            gradient = self._ref_of_array(np.asarray(g), allow_constant=True)
+            gradient = self._ref_of_array(np.asarray(g))
             if gradient is None:
                 gradient = np.array(g, copy=True)  # a constant gradient
         self._backward = BackwardStep(root, gradient, retain_graph)

@@ -64,10 +64,13 @@ class Module:
                 f"{type(self).__name__}: call super().__init__() before assigning {name!r}"
             )
         params, buffers, modules = self._parameters, self._buffers, self._modules
-        if name == "training" or name in params or name in modules or name in buffers:
+        if (
+            isinstance(value, (Parameter, Module))
+            or name in params
+            or name in modules
+            or (name in buffers)
+        ):
             autograd.state_changed()  # compiled programs recheck their guards
-        if isinstance(value, (Parameter, Module)):
-            autograd.state_changed()
         if isinstance(value, Parameter):
             buffers.pop(name, None)
             modules.pop(name, None)
@@ -91,7 +94,7 @@ class Module:
             buffers[name] = value
         else:
             if name in self.__dict__ and self.__dict__[name] is not value:
-                autograd.state_changed()  # a setting such as Dropout.p: programs recheck
+                autograd.state_changed()  # the mode, or a setting such as Dropout.p
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:

@@ -177,11 +177,16 @@ def test_compiled_training_matches_eager(model_name, opt_name, fuse):
     expected = _run(eager_step, batches, STEPS)
     assert compiled.traces == 1 and compiled.program_count == 1  # traced once, then replayed
     assert len(set(losses)) > 1  # it trains (a frozen program would repeat itself)
-    if not fuse:  # the same kernels in the same order: bit for bit
-        assert losses == expected
-    else:
-        np.testing.assert_allclose(losses, expected, rtol=FUSED_RTOL)
+    _assert_same_value(losses, expected, fuse)  # unfused: the same kernels, bit for bit
     _assert_same_training(model, opt, eager_model, eager_opt, fuse)
+
+
+def _assert_same_value(got, want, fuse):
+    """A loss (or a list of them): equal without fusion, within FUSED_RTOL with it."""
+    if fuse:
+        np.testing.assert_allclose(got, want, rtol=FUSED_RTOL)
+    else:
+        assert got == want
 
 
 def test_fusion_is_used_in_the_zoo():
@@ -277,10 +282,7 @@ def test_gradient_accumulation_across_calls(fuse, set_to_none):
             losses.append(float(fn(*batches[k % 4]).data))
             if k % k_calls == k_calls - 1:
                 opt.step()
-        if fuse:
-            np.testing.assert_allclose(losses[1], losses[0], rtol=FUSED_RTOL)
-        else:
-            assert losses[1] == losses[0]
+        _assert_same_value(losses[1], losses[0], fuse)
         _assert_grads(_grads(m2), _grads(m1), fuse)
     assert compiled.traces == 1
     _assert_same_training(m2, o2, m1, o1, fuse)
@@ -308,10 +310,7 @@ def test_two_micro_batches_inside_one_call(fuse):
     for i in range(5):
         args = (*batches[i % 4], *batches[(i + 1) % 4])
         want, got = float(eager(*args).data), float(compiled(*args).data)
-        if fuse:
-            np.testing.assert_allclose(got, want, rtol=FUSED_RTOL)
-        else:
-            assert got == want
+        _assert_same_value(got, want, fuse)
         _assert_grads(_grads(m2), _grads(m1), fuse)
     assert compiled.traces == 1
     _assert_same_training(m2, o2, m1, o1, fuse)
@@ -347,12 +346,8 @@ def test_scheduler_and_clipping_inside_are_replayed(fuse):
         got_loss, got_norm = compiled(*batches[i % 3])
         assert o2.param_groups[0]["lr"] == o1.param_groups[0]["lr"] == 0.5 / (i + 2)
         norms.append(float(want_norm.data))
-        if fuse:
-            np.testing.assert_allclose(float(got_loss.data), float(want_loss.data), rtol=FUSED_RTOL)
-            np.testing.assert_allclose(float(got_norm.data), norms[-1], rtol=FUSED_RTOL)
-        else:
-            assert float(got_loss.data) == float(want_loss.data)
-            assert float(got_norm.data) == norms[-1]  # the norm of this call, not the first
+        _assert_same_value(float(got_loss.data), float(want_loss.data), fuse)
+        _assert_same_value(float(got_norm.data), norms[-1], fuse)  # this call's, not the first
     assert compiled.traces == 1
     assert len(set(norms)) == len(norms) and max(norms) > max_norm  # the clipping clipped
     _assert_same_training(m2, o2, m1, o1, fuse)
